@@ -1,0 +1,94 @@
+"""The catalog of suites and models: shipped YAML plus user folders.
+
+Shipped specs live in `eval_pipelines/catalog/`; users add folders with the
+`EVAL_SUITE_PATH` and `EVAL_MODEL_PATH` environment variables (os.pathsep-separated).
+Loading is tolerant by default (a broken file is reported, never fatal) so one bad file
+cannot take down the Dagster webserver or daemon; anything that is about to *run* an
+evaluation asks for its suite and model strictly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, load_yaml_spec
+
+SHIPPED_DIR = Path(__file__).parent / "catalog"
+SUITE_PATH_ENV = "EVAL_SUITE_PATH"
+MODEL_PATH_ENV = "EVAL_MODEL_PATH"
+
+
+def _yaml_files(folders: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for folder in folders:
+        if folder.is_file():
+            files.append(folder)
+        elif folder.is_dir():
+            files.extend(sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")))
+    return files
+
+
+def _env_folders(variable: str) -> list[Path]:
+    value = os.environ.get(variable, "")
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Suites and models found in a set of folders, plus the errors of files that failed."""
+
+    suite_dirs: tuple[Path, ...]
+    model_dirs: tuple[Path, ...]
+    errors: list[str] = field(default_factory=list, compare=False)
+
+    @classmethod
+    def default(cls) -> Catalog:
+        return cls(
+            suite_dirs=(SHIPPED_DIR / "suites", *_env_folders(SUITE_PATH_ENV)),
+            model_dirs=(SHIPPED_DIR / "models", *_env_folders(MODEL_PATH_ENV)),
+        )
+
+    @cached_property
+    def suites(self) -> dict[str, SuiteSpec]:
+        return self._load(self.suite_dirs, SuiteSpec, "suite")
+
+    @cached_property
+    def models(self) -> dict[str, ModelSpec]:
+        return self._load(self.model_dirs, ModelSpec, "model")
+
+    def _load(self, dirs, spec_type, kind: str) -> dict:
+        found: dict[str, object] = {}
+        origin: dict[str, Path] = {}
+        for path in _yaml_files(dirs):
+            try:
+                extra = {"source_dir": path.parent.resolve()} if spec_type is SuiteSpec else {}
+                spec = load_yaml_spec(path, spec_type, **extra)
+            except SpecError as exc:
+                self.errors.append(str(exc))
+                continue
+            key = spec.name if spec_type is SuiteSpec else spec.id
+            if key in found:
+                self.errors.append(f"{path}: {kind} {key!r} is already defined in {origin[key]}")
+                continue
+            found[key], origin[key] = spec, path
+        return found
+
+    def suite(self, name: str) -> SuiteSpec:
+        """The suite called `name`, or a `SpecError` naming the known ones and load errors."""
+        return self._get(self.suites, name, "suite")
+
+    def model(self, model_id: str) -> ModelSpec:
+        return self._get(self.models, model_id, "model")
+
+    def _get(self, specs: dict, key: str, kind: str):
+        if key in specs:
+            return specs[key]
+        message = f"unknown {kind} {key!r}; known {kind}s: {', '.join(sorted(specs)) or 'none'}"
+        related = [e for e in self.errors if key in e]
+        if related:
+            message += "\nfiles that failed to load:\n" + "\n".join(related)
+        raise SpecError(message)

@@ -1,0 +1,64 @@
+"""The `scripted` Inspect model provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspect_ai.model import GenerateConfig, ModelAPI, ModelOutput, ModelUsage, modelapi
+from inspect_ai.model import ChatMessage
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+from eval_pipelines.scripted._conversation import Conversation
+from eval_pipelines.scripted._policies import POLICIES
+
+CHARS_PER_TOKEN = 4
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+@modelapi(name="scripted")
+class ScriptedModelAPI(ModelAPI):
+    """Deterministic model whose answers come from a named policy (`scripted/<policy>`)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        super().__init__(model_name, base_url, api_key, [], config)
+        if model_name not in POLICIES:
+            raise ValueError(
+                f"unknown scripted model {model_name!r}; known: {', '.join(sorted(POLICIES))}"
+            )
+        self._policy = POLICIES[model_name]
+
+    async def generate(
+        self,
+        input: list[ChatMessage],
+        tools: list[ToolInfo],
+        tool_choice: ToolChoice,
+        config: GenerateConfig,
+    ) -> ModelOutput:
+        turn = self._policy(Conversation(messages=input, tools=tools))
+        if turn.tool is not None:
+            output = ModelOutput.for_tool_call(
+                model=self.model_name,
+                tool_name=turn.tool,
+                tool_arguments=turn.arguments,
+                content=turn.content,
+            )
+        else:
+            output = ModelOutput.from_content(model=self.model_name, content=turn.content)
+        input_tokens = sum(_tokens(m.text) for m in input)
+        output_tokens = _tokens(turn.content + str(turn.arguments))
+        output.usage = ModelUsage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens,
+        )
+        return output

@@ -1,0 +1,172 @@
+"""Typed specs for models, suites and evaluation requests.
+
+Specs are pydantic models so that a bad YAML file fails at load time with an error that
+names the file, the field and the problem, before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Partition keys: Dagster forbids some characters; keep ids boring and portable.
+_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_ENV_VAR_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+class SpecError(ValueError):
+    """A spec file or value is invalid; the message names the source and the field."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationParams(_Spec):
+    """Generation settings passed through to Inspect's `GenerateConfig`."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    max_connections: int | None = Field(default=None, gt=0)
+
+
+class ModelSpec(_Spec):
+    """A model under evaluation: an Inspect model string plus how to reach it.
+
+    The API key is referenced by environment-variable name only; its value is read at run
+    time in the op process and is never stored in specs, logs or assets.
+    """
+
+    id: str = Field(pattern=_ID_PATTERN, description="Catalog id; the model partition key.")
+    model: str = Field(description="Inspect model string, e.g. openai/gpt-4o or scripted/reference.")
+    description: str = ""
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key."
+    )
+    base_url: str | None = None
+    generation: GenerationParams = GenerationParams()
+    model_args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _provider_and_name(cls, value: str) -> str:
+        provider, _, name = value.partition("/")
+        if not provider or not name:
+            raise ValueError(f"{value!r} is not '<provider>/<model name>' (e.g. openai/gpt-4o)")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_var_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_VAR_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name; put the variable's NAME here, "
+                "never the key itself"
+            )
+        return value
+
+
+class UsageLimits(_Spec):
+    """Per-sample limits enforced by Inspect; `None` means no limit."""
+
+    messages: int | None = Field(default=None, gt=0)
+    tokens: int | None = Field(default=None, gt=0)
+    time_seconds: int | None = Field(default=None, gt=0, description="Wall-clock limit.")
+    working_seconds: int | None = Field(default=None, gt=0, description="Working-time limit.")
+
+    def merged(self, override: UsageLimits | None) -> UsageLimits:
+        """Limits with `override`'s set fields taking precedence."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class TaskSpec(_Spec):
+    """One Inspect task in a suite, by file (`path.py@name`) or registry name."""
+
+    name: str = Field(pattern=_ID_PATTERN, description="Name of the task within the suite.")
+    task: str = Field(description="`file.py@task_name` (relative to the suite file) or registry name.")
+    args: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(default=1, gt=0)
+    limit: int | None = Field(default=None, gt=0, description="Run only the first N samples.")
+    limits: UsageLimits = UsageLimits()
+    sandbox: bool = Field(
+        default=False, description="The task's tools need an isolated sandbox to run."
+    )
+
+
+class SuiteSpec(_Spec):
+    """A versioned set of tasks run together against one model."""
+
+    name: str = Field(pattern=_ID_PATTERN)
+    version: str = Field(min_length=1)
+    description: str = ""
+    tasks: list[TaskSpec] = Field(min_length=1)
+    limits: UsageLimits = UsageLimits()
+    max_error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Fraction of errored samples the results tolerate."
+    )
+    source_dir: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        names = [t.name for t in tasks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(duplicates)}")
+        return tasks
+
+    @property
+    def needs_sandbox(self) -> bool:
+        return any(t.sandbox for t in self.tasks)
+
+    def task_limits(self, task: TaskSpec) -> UsageLimits:
+        return self.limits.merged(task.limits)
+
+
+class EvalRequest(_Spec):
+    """One evaluation: a model against a suite."""
+
+    model: str = Field(pattern=_ID_PATTERN)
+    suite: str = Field(pattern=_ID_PATTERN)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def partition_key(self) -> str:
+        from eval_pipelines.partitions import partition_key
+
+        return partition_key(self.model, self.suite)
+
+
+def _format_validation_error(source: Path, error: ValidationError) -> str:
+    lines = [f"{source}: invalid {error.title}:"]
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  - {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
+    """Load one YAML file into `spec_type`, raising `SpecError` that names file and field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return spec_type.model_validate({**data, **extra})
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from exc
+
