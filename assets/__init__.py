@@ -1,0 +1,1 @@
+"""Result assets and their checks."""

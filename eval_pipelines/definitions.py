@@ -1,0 +1,37 @@
+"""The code location: assets, checks, jobs, sensors and the deployment's resources."""
+
+from __future__ import annotations
+
+import logging
+
+from dagster import Definitions
+
+from assets.checks import build_result_checks
+from assets.evaluation import build_evaluation_assets
+from assets.leaderboard import leaderboard
+from eval_pipelines.catalog import Catalog
+from eval_pipelines.jobs import build_evaluation_job, leaderboard_job
+from eval_pipelines.partitions import evaluation_partitions
+from resources import resources_for
+from sensors.catalog import model_catalog_sensor
+
+logger = logging.getLogger(__name__)
+
+
+def build_definitions(catalog: Catalog | None = None) -> Definitions:
+    catalog = catalog or Catalog.default()
+    # A broken suite file is reported, not fatal: the UI and daemon must keep running.
+    for error in catalog.errors:
+        logger.warning("catalog file skipped: %s", error)
+    partitions_def = evaluation_partitions(list(catalog.suites))
+    evaluation = build_evaluation_assets(partitions_def)
+    return Definitions(
+        assets=[evaluation, leaderboard],
+        asset_checks=build_result_checks(partitions_def),
+        jobs=[build_evaluation_job(evaluation, partitions_def), leaderboard_job],
+        sensors=[model_catalog_sensor],
+        resources=resources_for(),
+    )
+
+
+defs = build_definitions()

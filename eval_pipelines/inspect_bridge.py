@@ -1,0 +1,228 @@
+"""Bridge to Inspect: load a suite's tasks, check isolation, run one task, read its log.
+
+We orchestrate Inspect, we do not re-implement it: tasks, solvers, scorers and model
+providers are Inspect's. What this adds is fail-closed isolation, usage limits from the
+suite, API keys from the environment only, and a flat per-sample summary of the log.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.log import EvalLog, read_eval_log
+from inspect_ai.model import GenerateConfig, Model, get_model
+from inspect_ai.scorer import value_to_float
+from pydantic import BaseModel, ConfigDict
+
+from eval_pipelines._inspect_loader import load_task_objects
+from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, TaskSpec, UsageLimits
+
+_to_float = value_to_float()
+
+
+class TaskLoadError(SpecError):
+    """A suite names an Inspect task that cannot be found or built."""
+
+
+class ModelResolutionError(SpecError):
+    """A model spec names a provider Inspect does not know, or its key is missing."""
+
+
+class SandboxUnavailableError(RuntimeError):
+    """A task needs an isolated sandbox and none is available: it must not run."""
+
+
+def task_reference(suite: SuiteSpec, task: TaskSpec) -> str:
+    """The spec Inspect loads: file references are resolved against the suite's folder."""
+    file_part, at, name = task.task.partition("@")
+    if file_part.endswith(".py"):
+        path = Path(file_part)
+        if not path.is_absolute() and suite.source_dir is not None:
+            path = suite.source_dir / path
+        if not path.is_file():
+            raise TaskLoadError(
+                f"suite {suite.name!r}, task {task.name!r}: task file {path} does not exist"
+            )
+        return f"{path.resolve()}{at}{name}"
+    return task.task
+
+
+def load_task(suite: SuiteSpec, task: TaskSpec) -> Task:
+    """Build the Inspect `Task` a suite entry names, or raise `TaskLoadError`."""
+    reference = task_reference(suite, task)
+    where = f"suite {suite.name!r}, task {task.name!r} ({task.task})"
+    try:
+        tasks = load_task_objects(reference, task.args)
+    except Exception as exc:  # Inspect raises many types here; all mean "cannot build it".
+        raise TaskLoadError(f"{where}: cannot load the Inspect task: {exc}") from exc
+    if len(tasks) != 1:
+        found = "no Inspect task" if not tasks else f"{len(tasks)} tasks"
+        raise TaskLoadError(
+            f"{where}: found {found}; name a registered task (package/name) or file.py@task"
+        )
+    return tasks[0]
+
+
+def declares_sandbox(task: Task) -> bool:
+    return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
+
+
+def check_isolation(suite: SuiteSpec, spec: TaskSpec, task: Task, sandbox: str | None) -> None:
+    """Fail closed: a task that needs a sandbox runs only in an isolating backend.
+
+    Inspect's built-in `local` sandbox runs tool calls on the host, so a missing backend is
+    an error, never a fallback.
+    """
+    where = f"suite {suite.name!r}, task {spec.name!r}"
+    if declares_sandbox(task) and not spec.sandbox:
+        raise SandboxUnavailableError(
+            f"{where}: the Inspect task declares a sandbox but the suite does not mark it "
+            "`sandbox: true`; refusing to run its tool calls outside an isolated sandbox. "
+            "Set `sandbox: true` on the task in the suite file."
+        )
+    if spec.sandbox and sandbox is None:
+        raise SandboxUnavailableError(
+            f"{where}: needs an isolated sandbox for its tool calls, but no isolating sandbox "
+            "backend is configured (sandbox backend 'none'). The platform never runs tool "
+            "calls in Inspect's unisolated 'local' sandbox. Configure an isolating sandbox "
+            "backend for this deployment, or run a suite without sandboxed tasks."
+        )
+
+
+def resolve_model(spec: ModelSpec) -> Model:
+    """An Inspect `Model` for a spec; the API key is read from its env var, never stored."""
+    api_key: str | None = None
+    if spec.api_key_env is not None:
+        api_key = os.environ.get(spec.api_key_env)
+        if not api_key:
+            raise ModelResolutionError(
+                f"model {spec.id!r} ({spec.model}) needs its API key in the environment "
+                f"variable {spec.api_key_env}, which is not set"
+            )
+    try:
+        return get_model(
+            spec.model,
+            config=GenerateConfig(**spec.generation.model_dump(exclude_none=True)),
+            base_url=spec.base_url,
+            api_key=api_key,
+            memoize=False,
+            **spec.model_args,
+        )
+    except Exception as exc:  # provider SDK missing, unknown provider, bad args...
+        raise ModelResolutionError(f"model {spec.id!r} ({spec.model}): {exc}") from exc
+
+
+def run_task(
+    task: Task,
+    model: Model,
+    spec: TaskSpec,
+    limits: UsageLimits,
+    log_dir: Path,
+    *,
+    sandbox: str | None,
+    max_samples: int | None = None,
+    sample_limit: int | None = None,
+    epochs: int | None = None,
+    tags: list[str] | None = None,
+) -> EvalLog:
+    """Run one task through Inspect's `eval()` and return its log, samples included."""
+    logs = inspect_eval(
+        task,
+        model=model,
+        sandbox=sandbox,
+        log_dir=str(log_dir),
+        log_format="eval",
+        display="none",
+        epochs=epochs or spec.epochs,
+        limit=sample_limit or spec.limit,
+        message_limit=limits.messages,
+        token_limit=limits.tokens,
+        time_limit=limits.time_seconds,
+        working_limit=limits.working_seconds,
+        max_samples=max_samples,
+        # Sample errors are recorded, not fatal: the error-rate asset check judges them.
+        fail_on_error=False,
+        tags=tags,
+    )
+    return read_eval_log(logs[0].location)
+
+
+class SampleRow(BaseModel):
+    """One sample x epoch of a task's log, flattened for tables and checks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    sample_id: str
+    epoch: int
+    score: float | None
+    score_value: Any = None
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    total_time: float | None
+    working_time: float | None
+    error: str | None
+    limit: str | None
+
+
+def sample_rows(task_name: str, log: EvalLog) -> list[SampleRow]:
+    rows = []
+    for sample in log.samples or []:
+        score = next(iter((sample.scores or {}).values()), None)
+        usage = list(sample.model_usage.values())
+        rows.append(
+            SampleRow(
+                task=task_name,
+                sample_id=str(sample.id),
+                epoch=sample.epoch,
+                score=None if score is None else _to_float(score.value),
+                score_value=None if score is None else score.value,
+                input_tokens=sum(u.input_tokens for u in usage),
+                output_tokens=sum(u.output_tokens for u in usage),
+                total_tokens=sum(u.total_tokens for u in usage),
+                total_time=sample.total_time,
+                working_time=sample.working_time,
+                error=None if sample.error is None else sample.error.message,
+                limit=None if sample.limit is None else sample.limit.type,
+            )
+        )
+    return rows
+
+
+class TaskScore(BaseModel):
+    """Mean score of a task over its scored samples, with standard error and 95% CI."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    mean: float | None
+    stderr: float | None
+    ci95_low: float | None
+    ci95_high: float | None
+    n: int
+    errors: int
+
+
+def task_score(task_name: str, rows: list[SampleRow]) -> TaskScore:
+    scores = [r.score for r in rows if r.score is not None and r.error is None]
+    errors = sum(r.error is not None for r in rows)
+    if not scores:
+        return TaskScore(task=task_name, mean=None, stderr=None, ci95_low=None, ci95_high=None, n=0, errors=errors)
+    mean = statistics.fmean(scores)
+    stderr = statistics.stdev(scores) / math.sqrt(len(scores)) if len(scores) > 1 else 0.0
+    return TaskScore(
+        task=task_name,
+        mean=mean,
+        stderr=stderr,
+        ci95_low=mean - 1.96 * stderr,
+        ci95_high=mean + 1.96 * stderr,
+        n=len(scores),
+        errors=errors,
+    )

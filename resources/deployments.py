@@ -1,0 +1,60 @@
+"""Resource sets per deployment, picked by name from config rather than by `if` chains.
+
+- `local` (embedded default): artifacts and IO in folders under the project's
+  `.dagster_home`, no isolating sandbox backend yet.
+- `scale`: artifacts and intermediate outputs in S3 (any S3 API: set
+  `EVAL_S3_ENDPOINT_URL` for MinIO or moto), as needed when every op runs in its own pod.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dagster import EnvVar, FilesystemIOManager
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+from resources.artifact_store import LocalArtifactStore, S3ArtifactStore
+from resources.sandbox import SandboxBackend
+
+DEPLOYMENT_ENV = "EVAL_DEPLOYMENT"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _local_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+
+
+def _local() -> dict[str, Any]:
+    home = _local_home()
+    return {
+        "io_manager": FilesystemIOManager(base_dir=str(home / "storage")),
+        "artifacts": LocalArtifactStore(root=str(home / "artifacts")),
+        "sandbox": SandboxBackend(backend="none"),
+    }
+
+
+def _scale() -> dict[str, Any]:
+    s3 = S3Resource(endpoint_url=os.environ.get("EVAL_S3_ENDPOINT_URL"))
+    return {
+        "io_manager": S3PickleIOManager(
+            s3_resource=s3, s3_bucket=EnvVar("EVAL_S3_BUCKET"), s3_prefix="dagster-io"
+        ),
+        "artifacts": S3ArtifactStore(s3=s3, bucket=EnvVar("EVAL_S3_BUCKET"), prefix="evals"),
+        "sandbox": SandboxBackend(backend="none"),
+    }
+
+
+_DEPLOYMENTS = {"local": _local, "scale": _scale}
+
+
+def deployment_name() -> str:
+    name = os.environ.get(DEPLOYMENT_ENV, "local")
+    if name not in _DEPLOYMENTS:
+        raise ValueError(f"{DEPLOYMENT_ENV}={name!r} is not a deployment; known: {', '.join(_DEPLOYMENTS)}")
+    return name
+
+
+def resources_for(name: str | None = None) -> dict[str, Any]:
+    return _DEPLOYMENTS[name or deployment_name()]()
