@@ -88,7 +88,6 @@ class Catalog:
         if key in specs:
             return specs[key]
         message = f"unknown {kind} {key!r}; known {kind}s: {', '.join(sorted(specs)) or 'none'}"
-        related = [e for e in self.errors if key in e]
-        if related:
-            message += "\nfiles that failed to load:\n" + "\n".join(related)
+        if self.errors:
+            message += "\nfiles that failed to load:\n" + "\n".join(self.errors)
         raise SpecError(message)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
-from dagster import Definitions
+from dagster import BetaWarning, Definitions, PreviewWarning
 
 from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
 from assets.leaderboard import leaderboard
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.jobs import build_evaluation_job, leaderboard_job
+from eval_pipelines.jobs import EVALUATION_JOB, LEADERBOARD_JOB, build_evaluation_job, leaderboard_job
 from eval_pipelines.partitions import evaluation_partitions
 from resources import resources_for
 from sensors.catalog import model_catalog_sensor
 
 logger = logging.getLogger(__name__)
+
+# We knowingly use partitioned asset checks (preview) and Output(data_version=...) (beta).
+warnings.filterwarnings("ignore", category=PreviewWarning)
+warnings.filterwarnings("ignore", category=BetaWarning)
 
 
 def build_definitions(catalog: Catalog | None = None) -> Definitions:
@@ -35,3 +40,12 @@ def build_definitions(catalog: Catalog | None = None) -> Definitions:
 
 
 defs = build_definitions()
+
+
+def evaluation_job():
+    """Reconstructable handle on the evaluation job (for out-of-process executors)."""
+    return defs.resolve_job_def(EVALUATION_JOB)
+
+
+def leaderboard_job_def():
+    return defs.resolve_job_def(LEADERBOARD_JOB)

@@ -87,6 +87,25 @@ class TaskRunResult(BaseModel):
     score: TaskScore
 
 
+EvaluationRefused = (inspect_bridge.SpecError, inspect_bridge.SandboxUnavailableError)
+
+
+def validate_evaluation(
+    catalog: Catalog, model_id: str, suite_name: str, sandbox: str | None
+) -> tuple[ModelSpec, SuiteSpec]:
+    """Resolve and check a model x suite before anything runs; raises `EvaluationRefused`.
+
+    Refuses an unknown model or suite, a bad spec file, a task Inspect can't load, a model
+    provider that can't be built, and a sandboxed task without an isolating backend.
+    """
+    suite, model = catalog.suite(suite_name), catalog.model(model_id)
+    inspect_bridge.resolve_model(model)
+    for spec in suite.tasks:
+        task = inspect_bridge.load_task(suite, spec)
+        inspect_bridge.check_isolation(suite, spec, task, sandbox)
+    return model, suite
+
+
 def _mapping_key(task_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", task_name)
 
@@ -96,21 +115,11 @@ def _mapping_key(task_name: str) -> str:
     tags={"stage": "prepare"},
 )
 def prepare_evaluation(context: OpExecutionContext, config: EvaluationConfig, sandbox: SandboxBackend):
-    """Resolve the partition's model and suite, load every task, and refuse what can't run.
-
-    Fails before any task runs on: an unknown model or suite, a bad spec file, a task
-    Inspect can't load, a model provider that can't be built, or a sandboxed task without
-    an isolating sandbox backend.
-    """
+    """Resolve the partition's model and suite, load every task, refuse what can't run."""
     model_id, suite_name = split_partition_key(context.partition_key)
-    catalog = Catalog.default()
     try:
-        suite, model = catalog.suite(suite_name), catalog.model(model_id)
-        inspect_bridge.resolve_model(model)
-        for spec in suite.tasks:
-            task = inspect_bridge.load_task(suite, spec)
-            inspect_bridge.check_isolation(suite, spec, task, sandbox.inspect_sandbox)
-    except (inspect_bridge.SpecError, inspect_bridge.SandboxUnavailableError) as exc:
+        model, suite = validate_evaluation(Catalog.default(), model_id, suite_name, sandbox.inspect_sandbox)
+    except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
     evaluation = PreparedEvaluation(
@@ -148,7 +157,7 @@ def run_eval_task(context: OpExecutionContext, plan: TaskPlan, artifacts: Artifa
         # Checked again here: this op may run in another process or pod than prepare.
         inspect_bridge.check_isolation(suite, spec, task, sandbox.inspect_sandbox)
         model = inspect_bridge.resolve_model(evaluation.model)
-    except (inspect_bridge.SpecError, inspect_bridge.SandboxUnavailableError) as exc:
+    except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
     context.log.info(f"Task {spec.name}: running {spec.task} with {evaluation.model.model}")

@@ -108,6 +108,13 @@ class SuiteSpec(_Spec):
 
     name: str = Field(pattern=_ID_PATTERN)
     version: str = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # YAML reads `version: 1` as a number; a version is a label, keep it as text.
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
     description: str = ""
     tasks: list[TaskSpec] = Field(min_length=1)
     limits: UsageLimits = UsageLimits()

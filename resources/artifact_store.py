@@ -59,10 +59,10 @@ class LocalArtifactStore(ArtifactStore):
         except FileExistsError:
             if path.read_bytes() != data:
                 raise ArtifactConflictError(f"{path} exists with different content") from None
-            return path.as_uri()
+            return f"file://{path}"
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        return path.as_uri()
+        return f"file://{path}"
 
     def get(self, uri: str) -> bytes:
         return Path(self.local_path(uri)).read_bytes()

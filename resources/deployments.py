@@ -9,25 +9,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from dagster import EnvVar, FilesystemIOManager
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
+from eval_pipelines.home import local_home
 from resources.artifact_store import LocalArtifactStore, S3ArtifactStore
 from resources.sandbox import SandboxBackend
 
 DEPLOYMENT_ENV = "EVAL_DEPLOYMENT"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _local_home() -> Path:
-    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
 
 
 def _local() -> dict[str, Any]:
-    home = _local_home()
+    home = local_home()
     return {
         "io_manager": FilesystemIOManager(base_dir=str(home / "storage")),
         "artifacts": LocalArtifactStore(root=str(home / "artifacts")),

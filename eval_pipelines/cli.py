@@ -1,0 +1,166 @@
+"""`evalctl`: run evaluations through the Dagster job, list suites and models, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from eval_pipelines.catalog import Catalog
+from eval_pipelines.home import PROJECT_ROOT, ensure_local_home
+
+
+# Console shows our progress lines (INFO), not every Dagster engine event (DEBUG).
+QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows])
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_catalog_errors(catalog: Catalog) -> None:
+    for error in catalog.errors:
+        print(f"warning: skipped {error}", file=sys.stderr)
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    catalog = Catalog.default()
+    rows = [
+        [s.name, s.version, len(s.tasks), "yes" if s.needs_sandbox else "no", ", ".join(t.name for t in s.tasks)]
+        for s in catalog.suites.values()
+    ]
+    print(_table(rows, ["suite", "version", "tasks", "sandbox", "task names"]))
+    _print_catalog_errors(catalog)
+    return 1 if catalog.errors and args.strict else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    catalog = Catalog.default()
+    rows = [[m.id, m.model, m.api_key_env or "-", m.description] for m in catalog.models.values()]
+    print(_table(rows, ["model", "inspect model", "api key env", "description"]))
+    _print_catalog_errors(catalog)
+    return 1 if catalog.errors and args.strict else 0
+
+
+def _failure_messages(result) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.step_failure_data
+            detail = (data.user_failure_data.description if data.user_failure_data else None) or (
+                data.error.message.strip() if data.error else "failed"
+            )
+            messages.append(f"{event.step_key}: {detail}")
+    return messages
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    home = ensure_local_home()
+    # Imported late: DAGSTER_HOME must be set before the definitions build resources.
+    from dagster import AssetKey, DagsterInstance, execute_job, reconstructable
+
+    from eval_pipelines import definitions
+    from eval_pipelines.ops import EvaluationRefused, validate_evaluation
+    from eval_pipelines.partitions import model_partitions, partition_key
+
+    catalog = Catalog.default()
+    sandbox = definitions.defs.resources["sandbox"]
+    try:
+        model, suite = validate_evaluation(catalog, args.model, args.suite, sandbox.inspect_sandbox)
+    except EvaluationRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    instance = DagsterInstance.get()
+    if not instance.has_dynamic_partition(model_partitions.name, model.id):
+        instance.add_dynamic_partitions(model_partitions.name, [model.id])
+    key = partition_key(model.id, suite.name)
+    job = definitions.defs.resolve_job_def("evaluate")
+    eval_config = {
+        k: v
+        for k, v in {"sample_limit": args.sample_limit, "epochs": args.epochs, "max_samples": args.max_samples}.items()
+        if v is not None
+    }
+    run_config = {
+        "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": eval_config}}}},
+        "execution": {"config": {args.executor: {}}},
+        **QUIET_LOGGING,
+    }
+    tags = {**job.partitions_def.get_tags_for_partition_key(key), "eval/model": model.id, "eval/suite": suite.name}
+    print(f"Evaluating {model.id} ({model.model}) on suite {suite.name} v{suite.version} [{args.executor}]", flush=True)
+    result = execute_job(reconstructable(definitions.evaluation_job), instance, run_config=run_config, tags=tags)
+    if not result.success:
+        print(f"\nerror: evaluation run {result.run_id} failed:", file=sys.stderr)
+        for message in _failure_messages(result):
+            print(f"  {message}", file=sys.stderr)
+        return 1
+
+    scores = definitions.defs.load_asset_value(AssetKey("task_scores"), partition_key=key, instance=instance)
+    logs = definitions.defs.load_asset_value(AssetKey("eval_logs"), partition_key=key, instance=instance)
+    board = definitions.leaderboard_job_def().execute_in_process(instance=instance, run_config=QUIET_LOGGING)
+    leaderboard = board.output_for_node("leaderboard")
+
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, "task_scores": scores, "eval_logs": logs, "leaderboard": leaderboard}, indent=2))
+        return 0
+    print(f"\nRun {result.run_id} succeeded. Task scores for {model.id} on {suite.name}:")
+    print(_table([[t["task"], _fmt(t["mean"]), _fmt(t["stderr"]), t["n"], t["errors"]] for t in scores["tasks"]], ["task", "mean", "stderr", "n", "errors"]))
+    print("\nInspect logs (open with `inspect view` or read_eval_log):")
+    for task, entry in logs.items():
+        print(f"  {task}: {entry['uri']}")
+    print("\nLeaderboard:")
+    print(_table([[r["suite"], r["model_id"], _fmt(r["overall"])] for r in leaderboard], ["suite", "model", "overall"]))
+    print(f"\nDagster instance: {home}\nUI: `evalctl ui` then open http://127.0.0.1:3000/assets/task_scores")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    ensure_local_home()
+    os.chdir(PROJECT_ROOT)
+    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate a model on a suite through the Dagster job")
+    run.add_argument("--model", required=True, help="model id from `evalctl models`")
+    run.add_argument("--suite", required=True, help="suite name from `evalctl suites`")
+    run.add_argument("--sample-limit", type=int, help="run only the first N samples of each task")
+    run.add_argument("--epochs", type=int, help="override every task's epochs")
+    run.add_argument("--max-samples", type=int, help="samples run concurrently per task")
+    run.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process",
+                     help="in_process (fast, one process) or multiprocess (one process per op, like pods)")
+    run.add_argument("--json", action="store_true", help="print results as JSON")
+    run.set_defaults(func=cmd_run)
+
+    for name, func in (("suites", cmd_suites), ("models", cmd_models)):
+        p = sub.add_parser(name, help=f"list the {name} in the catalog")
+        p.add_argument("--strict", action="store_true", help="exit 1 if any catalog file failed to load")
+        p.set_defaults(func=func)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI and daemon for this project")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
