@@ -33,7 +33,7 @@ def build_definitions(catalog: Catalog | None = None) -> Definitions:
     return Definitions(
         assets=[evaluation, leaderboard],
         asset_checks=build_result_checks(partitions_def),
-        jobs=[build_evaluation_job(evaluation, partitions_def), leaderboard_job],
+        jobs=[build_evaluation_job(evaluation), leaderboard_job],
         sensors=[model_catalog_sensor],
         resources=resources_for(),
     )

@@ -1,17 +1,16 @@
 """Jobs: run an evaluation (one model x suite partition), refresh the leaderboard."""
 
 
-from dagster import AssetSelection, AssetsDefinition, MultiPartitionsDefinition, define_asset_job
+from dagster import AssetSelection, AssetsDefinition, define_asset_job
 
 EVALUATION_JOB = "evaluate"
 LEADERBOARD_JOB = "refresh_leaderboard"
 
 
-def build_evaluation_job(evaluation: AssetsDefinition, partitions_def: MultiPartitionsDefinition):
+def build_evaluation_job(evaluation: AssetsDefinition):
     return define_asset_job(
         EVALUATION_JOB,
         selection=AssetSelection.assets(evaluation),
-        partitions_def=partitions_def,
         description="Evaluate one model on one suite (pick the model|suite partition).",
         tags={"kind": "evaluation"},
     )

@@ -1,0 +1,59 @@
+"""Shared fixtures: a real, throwaway Dagster instance and the project's definitions."""
+
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+from dagster import DagsterInstance
+
+from eval_pipelines.definitions import build_definitions
+from eval_pipelines.home import INSTANCE_CONFIG
+from eval_pipelines.partitions import model_partitions
+from tests.services import moto_s3
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh DAGSTER_HOME with the project's dagster.yaml (SQLite storage inside it)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for variable in ("EVAL_SUITE_PATH", "EVAL_MODEL_PATH", "EVAL_DEPLOYMENT"):
+        monkeypatch.delenv(variable, raising=False)
+    return home
+
+
+@pytest.fixture
+def instance(dagster_home: Path):
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(model_partitions.name, ["reference", "weak"])
+        yield instance
+
+
+@pytest.fixture
+def defs(dagster_home: Path):
+    """Definitions built after DAGSTER_HOME points at the test's home."""
+    return build_definitions()
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    with moto_s3(tmp_path / "moto.log") as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket="evals")
+        client.put_bucket_versioning(Bucket="evals", VersioningConfiguration={"Status": "Enabled"})
+        yield endpoint
+
+
+def write_suite(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(body)
+    return path
