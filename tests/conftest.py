@@ -45,7 +45,7 @@ def defs(dagster_home: Path):
 def s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    with moto_s3(tmp_path / "moto.log") as endpoint:
+    with moto_s3(tmp_path) as endpoint:
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket="evals")
         client.put_bucket_versioning(Bucket="evals", VersioningConfiguration={"Status": "Enabled"})

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -21,42 +22,78 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before answering {url}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"<{path.name}: missing>"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return f"--- {path.name} (last {len(text)} lines) ---\n" + "\n".join(text)
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Stop a process started in its own session, with everything it spawned."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+class Service:
+    """A subprocess in its own session, so its whole process group can be stopped."""
+
+    def __init__(self, name: str, command: list[str], log_dir: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+            stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}\n{tail(self.log)}")
+
+    def wait_for_http(self, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"{self.name}: {url} did not answer within {timeout}s\n{tail(self.log)}")
+
+    def stop(self, grace_seconds: float = 20) -> None:
+        """SIGTERM the whole group (code servers, run workers), SIGKILL what lingers."""
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(self.proc.pid):
+                try:
+                    self.proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+            if not _group_alive(self.proc.pid):
+                break
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=5)
+        self._out.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
-def moto_s3(log: Path):
+def moto_s3(log_dir: Path):
     """A real S3 HTTP API on loopback; yields its endpoint URL."""
     port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    service = Service("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_dir)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{endpoint}/moto-api/", timeout=30, process=process)
+        service.wait_for_http(f"{endpoint}/moto-api/", timeout=30)
         yield endpoint
     finally:
-        stop(process)
+        service.stop()

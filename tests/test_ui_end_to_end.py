@@ -5,29 +5,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+)
 
 from eval_pipelines.home import INSTANCE_CONFIG
+from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
-VENV_BIN = Path(sys.executable).parent
 
 MODEL, SUITE = "reference", "smoke"
 PARTITION = f"{MODEL}|{SUITE}"
 ASSETS = ("eval_logs", "sample_results", "task_scores")
 RUN_TIMEOUT_S = 180
-WEBSERVER_TIMEOUT_S = 60
 RUN_LIFECYCLE = {
     DagsterEventType.RUN_ENQUEUED,
     DagsterEventType.RUN_DEQUEUED,
@@ -37,66 +35,6 @@ RUN_LIFECYCLE = {
     DagsterEventType.RUN_FAILURE,
 }
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"<{path.name}: missing>"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return f"--- {path.name} (last {len(text)} lines) ---\n" + "\n".join(text)
-
-
-class Service:
-    """A subprocess in its own session, so its whole process group can be stopped."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.log = log_dir / f"{name}.log"
-        self._out = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self, grace_s: float = 20) -> None:
-        pgid = self.proc.pid  # session leader: its pid is the group id
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline and _group_alive(pgid):
-                try:
-                    self.proc.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    pass
-            if not _group_alive(pgid):
-                break
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=5)
-        self._out.close()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture
@@ -110,18 +48,20 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(variable, raising=False)
     env = dict(os.environ)  # includes the DAGSTER_HOME set above
 
-    port = _free_port()
+    port = free_port()
     started: list[Service] = []
     try:
         started.append(
             Service(
                 "webserver",
-                [str(VENV_BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)],
-                env,
+                [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)],
                 tmp_path,
+                env,
             )
         )
-        started.append(Service("daemon", [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], env, tmp_path))
+        started.append(
+            Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], tmp_path, env)
+        )
         yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
     finally:
         for service in started:
@@ -129,27 +69,7 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _service_tails(services: dict) -> str:
-    return "\n".join(_tail(log) for log in services["logs"])
-
-
-def _wait_for_webserver(services: dict) -> None:
-    url = f"http://127.0.0.1:{services['port']}/server_info"
-    deadline = time.monotonic() + WEBSERVER_TIMEOUT_S
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        for service in services["services"]:
-            if service.proc.poll() is not None:
-                pytest.fail(
-                    f"{service.name} exited early with code {service.proc.returncode}\n{_service_tails(services)}"
-                )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as exc:
-            last_error = exc
-        time.sleep(0.5)
-    pytest.fail(f"webserver did not answer {url} in {WEBSERVER_TIMEOUT_S}s ({last_error})\n{_service_tails(services)}")
+    return "\n".join(tail(log) for log in services["logs"])
 
 
 def _run_errors(instance: DagsterInstance, run_id: str) -> str:
@@ -187,7 +107,9 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
         assert Path(instance.root_directory) == services["home"]
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])
 
-        _wait_for_webserver(services)
+        webserver, daemon = services["services"]
+        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=60)
+        daemon.check_alive()
 
         client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
         # The launch going through is the proof that the webserver answers GraphQL.
@@ -195,7 +117,11 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
             "evaluate",
             repository_location_name="evals",
             repository_name="__repository__",
-            run_config={"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 3}}}}}},
+            run_config={
+                "ops": {
+                    "evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 3}}}}
+                }
+            },
             tags={**partition_tags, "eval/model": MODEL, "eval/suite": SUITE},
         )
 
@@ -220,18 +146,17 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
             if e.dagster_event is not None and e.dagster_event.event_type in RUN_LIFECYCLE
         ]
         assert DagsterEventType.RUN_ENQUEUED in events, f"run was not queued: {events}"
-        assert DagsterEventType.RUN_STARTING in events, f"run was never dequeued and launched: {events}"
-        assert events.index(DagsterEventType.RUN_ENQUEUED) < events.index(DagsterEventType.RUN_STARTING), events
+        assert DagsterEventType.RUN_STARTING in events, (
+            f"run was never dequeued and launched: {events}"
+        )
+        assert events.index(DagsterEventType.RUN_ENQUEUED) < events.index(
+            DagsterEventType.RUN_STARTING
+        ), events
 
         for name in ASSETS:
-            records = instance.get_event_records(
-                EventRecordsFilter(
-                    event_type=DagsterEventType.ASSET_MATERIALIZATION,
-                    asset_key=AssetKey(name),
-                    asset_partitions=[PARTITION],
-                ),
-                limit=10,
-            )
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=AssetKey(name), asset_partitions=[PARTITION]), limit=10
+            ).records
             mine = [r for r in records if r.run_id == run_id]
             assert mine, f"{name}: no materialization of partition {PARTITION} by run {run_id}"
             assert mine[0].event_log_entry.dagster_event.partition == PARTITION
@@ -240,6 +165,12 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
         assert latest is not None and latest.run_id == run_id
         assert latest.dagster_event.partition == PARTITION
         metadata = latest.asset_materialization.metadata
-        missing = {"code_version", "data_version", "git_sha", "inspect_ai_version", "model_id"} - set(metadata)
+        missing = {
+            "code_version",
+            "data_version",
+            "git_sha",
+            "inspect_ai_version",
+            "model_id",
+        } - set(metadata)
         assert not missing, f"task_scores metadata lacks {sorted(missing)}; has {sorted(metadata)}"
         assert metadata["model_id"].value == MODEL
