@@ -1,7 +1,12 @@
 """Checks on every evaluation partition's sample results."""
 
-
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, MultiPartitionsDefinition, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    MultiPartitionsDefinition,
+    asset_check,
+)
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.partitions import split_partition_key
@@ -11,14 +16,24 @@ def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[Asset
     @asset_check(asset="sample_results", partitions_def=partitions_def, blocking=True)
     def every_sample_scored(sample_results: list) -> AssetCheckResult:
         """Each sample that did not error has a score, and there is at least one sample."""
-        unscored = [f"{r['task']}/{r['sample_id']}#{r['epoch']}" for r in sample_results if r["error"] is None and r["score"] is None]
+        unscored = [
+            f"{r['task']}/{r['sample_id']}#{r['epoch']}"
+            for r in sample_results
+            if r["error"] is None and r["score"] is None
+        ]
         return AssetCheckResult(
             passed=bool(sample_results) and not unscored,
-            metadata={"samples": len(sample_results), "unscored": len(unscored), "first_unscored": ", ".join(unscored[:10])},
+            metadata={
+                "samples": len(sample_results),
+                "unscored": len(unscored),
+                "first_unscored": ", ".join(unscored[:10]),
+            },
         )
 
     @asset_check(asset="sample_results", partitions_def=partitions_def, blocking=True)
-    def error_rate_within_threshold(context: AssetCheckExecutionContext, sample_results: list) -> AssetCheckResult:
+    def error_rate_within_threshold(
+        context: AssetCheckExecutionContext, sample_results: list
+    ) -> AssetCheckResult:
         """Errored samples stay under the suite's `max_error_rate`."""
         _, suite_name = split_partition_key(context.partition_key)
         threshold = Catalog.default().suite(suite_name).max_error_rate

@@ -1,6 +1,5 @@
 """The evaluation result assets: one graph of ops materializes all three per partition."""
 
-
 from dagster import AssetOut, AssetsDefinition, MultiPartitionsDefinition, graph_multi_asset
 
 from eval_pipelines.ops import prepare_evaluation, publish_results, run_eval_task
@@ -36,6 +35,10 @@ def build_evaluation_assets(partitions_def: MultiPartitionsDefinition) -> Assets
         prepared, tasks = prepare_evaluation()
         results = tasks.map(run_eval_task).collect()
         eval_logs, sample_results, task_scores = publish_results(prepared, results)
-        return {"eval_logs": eval_logs, "sample_results": sample_results, "task_scores": task_scores}
+        return {
+            "eval_logs": eval_logs,
+            "sample_results": sample_results,
+            "task_scores": task_scores,
+        }
 
     return evaluation

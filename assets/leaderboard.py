@@ -1,9 +1,15 @@
 """Leaderboard: the latest task scores of every model on every suite."""
 
-
 import statistics
 
-from dagster import AllPartitionMapping, AssetExecutionContext, AssetIn, AutomationCondition, MetadataValue, asset
+from dagster import (
+    AllPartitionMapping,
+    AssetExecutionContext,
+    AssetIn,
+    AutomationCondition,
+    MetadataValue,
+    asset,
+)
 
 from eval_pipelines.partitions import split_partition_key
 
@@ -35,9 +41,16 @@ def _markdown(rows: list[dict]) -> str:
     for suite in sorted({r["suite"] for r in rows}):
         suite_rows = [r for r in rows if r["suite"] == suite]
         tasks = sorted({t for r in suite_rows for t in r["tasks"]})
-        lines += [f"### {suite}", "", "| model | overall | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+        lines += [
+            f"### {suite}",
+            "",
+            "| model | overall | " + " | ".join(tasks) + " |",
+            "|---|---|" + "---|" * len(tasks),
+        ]
         for r in suite_rows:
-            cells = [f"{r['tasks'].get(t):.3f}" if r["tasks"].get(t) is not None else "" for t in tasks]
+            cells = [
+                f"{r['tasks'].get(t):.3f}" if r["tasks"].get(t) is not None else "" for t in tasks
+            ]
             overall = f"{r['overall']:.3f}" if r["overall"] is not None else ""
             lines.append(f"| {r['model_id']} | {overall} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -59,6 +72,10 @@ def leaderboard(context: AssetExecutionContext, task_scores: dict[str, dict]) ->
     """Latest task scores for every evaluated model and suite."""
     rows = leaderboard_rows(task_scores)
     context.add_output_metadata(
-        {"evaluations": len(rows), "models": len({r["model_id"] for r in rows}), "table": MetadataValue.md(_markdown(rows))}
+        {
+            "evaluations": len(rows),
+            "models": len({r["model_id"] for r in rows}),
+            "table": MetadataValue.md(_markdown(rows)),
+        }
     )
     return rows

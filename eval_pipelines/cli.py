@@ -11,15 +11,17 @@ from collections.abc import Sequence
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.home import PROJECT_ROOT, ensure_local_home
 
-
 # Console shows our progress lines (INFO), not every Dagster engine event (DEBUG).
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows])
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+        + [fmt.format(*map(str, r)) for r in rows]
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -34,7 +36,13 @@ def _print_catalog_errors(catalog: Catalog) -> None:
 def cmd_suites(args: argparse.Namespace) -> int:
     catalog = Catalog.default()
     rows = [
-        [s.name, s.version, len(s.tasks), "yes" if s.needs_sandbox else "no", ", ".join(t.name for t in s.tasks)]
+        [
+            s.name,
+            s.version,
+            len(s.tasks),
+            "yes" if s.needs_sandbox else "no",
+            ", ".join(t.name for t in s.tasks),
+        ]
         for s in catalog.suites.values()
     ]
     print(_table(rows, ["suite", "version", "tasks", "sandbox", "task names"]))
@@ -86,7 +94,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = definitions.defs.resolve_job_def("evaluate")
     eval_config = {
         k: v
-        for k, v in {"sample_limit": args.sample_limit, "epochs": args.epochs, "max_samples": args.max_samples}.items()
+        for k, v in {
+            "sample_limit": args.sample_limit,
+            "epochs": args.epochs,
+            "max_samples": args.max_samples,
+        }.items()
         if v is not None
     }
     run_config = {
@@ -94,38 +106,87 @@ def cmd_run(args: argparse.Namespace) -> int:
         "execution": {"config": {args.executor: {}}},
         **QUIET_LOGGING,
     }
-    tags = {**job.partitions_def.get_tags_for_partition_key(key), "eval/model": model.id, "eval/suite": suite.name}
-    print(f"Evaluating {model.id} ({model.model}) on suite {suite.name} v{suite.version} [{args.executor}]", flush=True)
-    result = execute_job(reconstructable(definitions.evaluation_job), instance, run_config=run_config, tags=tags)
+    tags = {
+        **job.partitions_def.get_tags_for_partition_key(key),
+        "eval/model": model.id,
+        "eval/suite": suite.name,
+    }
+    print(
+        f"Evaluating {model.id} ({model.model}) on suite {suite.name} v{suite.version} [{args.executor}]",
+        flush=True,
+    )
+    result = execute_job(
+        reconstructable(definitions.evaluation_job), instance, run_config=run_config, tags=tags
+    )
     if not result.success:
         print(f"\nerror: evaluation run {result.run_id} failed:", file=sys.stderr)
         for message in _failure_messages(result):
             print(f"  {message}", file=sys.stderr)
         return 1
 
-    scores = definitions.defs.load_asset_value(AssetKey("task_scores"), partition_key=key, instance=instance)
-    logs = definitions.defs.load_asset_value(AssetKey("eval_logs"), partition_key=key, instance=instance)
-    board = definitions.leaderboard_job_def().execute_in_process(instance=instance, run_config=QUIET_LOGGING)
+    scores = definitions.defs.load_asset_value(
+        AssetKey("task_scores"), partition_key=key, instance=instance
+    )
+    logs = definitions.defs.load_asset_value(
+        AssetKey("eval_logs"), partition_key=key, instance=instance
+    )
+    board = definitions.leaderboard_job_def().execute_in_process(
+        instance=instance, run_config=QUIET_LOGGING
+    )
     leaderboard = board.output_for_node("leaderboard")
 
     if args.json:
-        print(json.dumps({"run_id": result.run_id, "task_scores": scores, "eval_logs": logs, "leaderboard": leaderboard}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run_id": result.run_id,
+                    "task_scores": scores,
+                    "eval_logs": logs,
+                    "leaderboard": leaderboard,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"\nRun {result.run_id} succeeded. Task scores for {model.id} on {suite.name}:")
-    print(_table([[t["task"], _fmt(t["mean"]), _fmt(t["stderr"]), t["n"], t["errors"]] for t in scores["tasks"]], ["task", "mean", "stderr", "n", "errors"]))
+    print(
+        _table(
+            [
+                [t["task"], _fmt(t["mean"]), _fmt(t["stderr"]), t["n"], t["errors"]]
+                for t in scores["tasks"]
+            ],
+            ["task", "mean", "stderr", "n", "errors"],
+        )
+    )
     print("\nInspect logs (open with `inspect view` or read_eval_log):")
     for task, entry in logs.items():
         print(f"  {task}: {entry['uri']}")
     print("\nLeaderboard:")
-    print(_table([[r["suite"], r["model_id"], _fmt(r["overall"])] for r in leaderboard], ["suite", "model", "overall"]))
-    print(f"\nDagster instance: {home}\nUI: `evalctl ui` then open http://127.0.0.1:3000/assets/task_scores")
+    print(
+        _table(
+            [[r["suite"], r["model_id"], _fmt(r["overall"])] for r in leaderboard],
+            ["suite", "model", "overall"],
+        )
+    )
+    print(
+        f"\nDagster instance: {home}\nUI: `evalctl ui` then open http://127.0.0.1:3000/assets/task_scores"
+    )
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     ensure_local_home()
     os.chdir(PROJECT_ROOT)
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    command = [
+        "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     os.execvp(command[0], command)
     return 0  # not reached
 
@@ -140,14 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sample-limit", type=int, help="run only the first N samples of each task")
     run.add_argument("--epochs", type=int, help="override every task's epochs")
     run.add_argument("--max-samples", type=int, help="samples run concurrently per task")
-    run.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process",
-                     help="in_process (fast, one process) or multiprocess (one process per op, like pods)")
+    run.add_argument(
+        "--executor",
+        choices=["in_process", "multiprocess"],
+        default="in_process",
+        help="in_process (fast, one process) or multiprocess (one process per op, like pods)",
+    )
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.set_defaults(func=cmd_run)
 
     for name, func in (("suites", cmd_suites), ("models", cmd_models)):
         p = sub.add_parser(name, help=f"list the {name} in the catalog")
-        p.add_argument("--strict", action="store_true", help="exit 1 if any catalog file failed to load")
+        p.add_argument(
+            "--strict", action="store_true", help="exit 1 if any catalog file failed to load"
+        )
         p.set_defaults(func=func)
 
     ui = sub.add_parser("ui", help="start the Dagster UI and daemon for this project")

@@ -11,7 +11,12 @@ from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
 from assets.leaderboard import leaderboard
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.jobs import EVALUATION_JOB, LEADERBOARD_JOB, build_evaluation_job, leaderboard_job
+from eval_pipelines.jobs import (
+    EVALUATION_JOB,
+    LEADERBOARD_JOB,
+    build_evaluation_job,
+    leaderboard_job,
+)
 from eval_pipelines.partitions import evaluation_partitions
 from resources import resources_for
 from sensors.catalog import model_catalog_sensor

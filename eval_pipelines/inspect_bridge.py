@@ -214,7 +214,15 @@ def task_score(task_name: str, rows: list[SampleRow]) -> TaskScore:
     scores = [r.score for r in rows if r.score is not None and r.error is None]
     errors = sum(r.error is not None for r in rows)
     if not scores:
-        return TaskScore(task=task_name, mean=None, stderr=None, ci95_low=None, ci95_high=None, n=0, errors=errors)
+        return TaskScore(
+            task=task_name,
+            mean=None,
+            stderr=None,
+            ci95_low=None,
+            ci95_high=None,
+            n=0,
+            errors=errors,
+        )
     mean = statistics.fmean(scores)
     stderr = statistics.stdev(scores) / math.sqrt(len(scores)) if len(scores) > 1 else 0.0
     return TaskScore(

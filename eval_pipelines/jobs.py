@@ -1,7 +1,6 @@
 """Jobs: run an evaluation (one model x suite partition), refresh the leaderboard."""
 
-
-from dagster import AssetSelection, AssetsDefinition, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, define_asset_job
 
 EVALUATION_JOB = "evaluate"
 LEADERBOARD_JOB = "refresh_leaderboard"

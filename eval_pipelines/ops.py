@@ -4,7 +4,6 @@ Each op only needs its inputs and resources, so each can run in its own process 
 (`k8s_job_executor`); everything passed between them is plain picklable data.
 """
 
-
 import json
 import re
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from dagster import (
     Config,
+    DataVersion,
     DynamicOut,
     DynamicOutput,
     Failure,
@@ -22,7 +22,6 @@ from dagster import (
     Output,
     op,
 )
-from dagster import DataVersion
 from pydantic import BaseModel, ConfigDict, Field
 
 from eval_pipelines import inspect_bridge
@@ -48,9 +47,13 @@ class EvaluationConfig(Config):
     """Launchpad config of an evaluation; the model and suite come from the partition."""
 
     limits: LimitsConfig = LimitsConfig()
-    sample_limit: int | None = Field(default=None, gt=0, description="Run only the first N samples of each task.")
+    sample_limit: int | None = Field(
+        default=None, gt=0, description="Run only the first N samples of each task."
+    )
     epochs: int | None = Field(default=None, gt=0, description="Override every task's epochs.")
-    max_samples: int | None = Field(default=None, gt=0, description="Samples run concurrently per task.")
+    max_samples: int | None = Field(
+        default=None, gt=0, description="Samples run concurrently per task."
+    )
 
 
 class PreparedEvaluation(BaseModel):
@@ -114,11 +117,15 @@ def _mapping_key(task_name: str) -> str:
     out={"evaluation": Out(PreparedEvaluation), "tasks": DynamicOut(TaskPlan)},
     tags={"stage": "prepare"},
 )
-def prepare_evaluation(context: OpExecutionContext, config: EvaluationConfig, sandbox: SandboxBackend):
+def prepare_evaluation(
+    context: OpExecutionContext, config: EvaluationConfig, sandbox: SandboxBackend
+):
     """Resolve the partition's model and suite, load every task, refuse what can't run."""
     model_id, suite_name = split_partition_key(context.partition_key)
     try:
-        model, suite = validate_evaluation(Catalog.default(), model_id, suite_name, sandbox.inspect_sandbox)
+        model, suite = validate_evaluation(
+            Catalog.default(), model_id, suite_name, sandbox.inspect_sandbox
+        )
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
@@ -148,7 +155,9 @@ def prepare_evaluation(context: OpExecutionContext, config: EvaluationConfig, sa
 
 
 @op(tags={"stage": "run-task"})
-def run_eval_task(context: OpExecutionContext, plan: TaskPlan, artifacts: ArtifactStore, sandbox: SandboxBackend) -> TaskRunResult:
+def run_eval_task(
+    context: OpExecutionContext, plan: TaskPlan, artifacts: ArtifactStore, sandbox: SandboxBackend
+) -> TaskRunResult:
     """Run one task through Inspect and store its `.eval` log as an immutable artifact."""
     evaluation, spec = plan.evaluation, plan.task
     suite = evaluation.suite
@@ -191,7 +200,9 @@ def run_eval_task(context: OpExecutionContext, plan: TaskPlan, artifacts: Artifa
         if score.mean is not None
         else f"Task {spec.name}: no scored samples ({score.errors} errored)"
     )
-    return TaskRunResult(task=spec.name, log_uri=log_uri, inspect_status=log.status, rows=rows, score=score)
+    return TaskRunResult(
+        task=spec.name, log_uri=log_uri, inspect_status=log.status, rows=rows, score=score
+    )
 
 
 def _canonical_json(value: object) -> bytes:
@@ -224,7 +235,12 @@ def publish_results(
     """Turn the task runs into the three result assets, each versioned and traceable."""
     model, suite = evaluation.model, evaluation.suite
     results = sorted(results, key=lambda r: [t.name for t in suite.tasks].index(r.task))
-    identity = {"model_id": model.id, "model": model.model, "suite": suite.name, "suite_version": suite.version}
+    identity = {
+        "model_id": model.id,
+        "model": model.model,
+        "suite": suite.name,
+        "suite_version": suite.version,
+    }
     common = {
         **identity,
         **evaluation.versions,
@@ -246,7 +262,12 @@ def publish_results(
         data = _canonical_json(value)
         version = DataVersion(content_key("", data, "").strip("/"))
         uri = artifacts.put(content_key(f"{prefix}/{name}", data, ".json"), data)
-        metadata = {**common, "data_version": version.value, "snapshot": MetadataValue.url(uri), **extra}
+        metadata = {
+            **common,
+            "data_version": version.value,
+            "snapshot": MetadataValue.url(uri),
+            **extra,
+        }
         return Output(value, name, data_version=version, metadata=metadata)
 
     yield publish(
@@ -262,7 +283,11 @@ def publish_results(
             "samples": len(rows),
             "errored_samples": errored,
             "max_error_rate": suite.max_error_rate,
-            "preview": MetadataValue.md(_markdown_table(rows[:20], ["task", "sample_id", "epoch", "score", "total_tokens", "error"])),
+            "preview": MetadataValue.md(
+                _markdown_table(
+                    rows[:20], ["task", "sample_id", "epoch", "score", "total_tokens", "error"]
+                )
+            ),
         },
     )
     score_rows = [r.score.model_dump() for r in results]
@@ -272,6 +297,10 @@ def publish_results(
         {
             # Numeric metadata per task: the UI plots these across materializations.
             **{f"score/{s['task']}": s["mean"] for s in score_rows if s["mean"] is not None},
-            "scores": MetadataValue.md(_markdown_table(score_rows, ["task", "mean", "stderr", "ci95_low", "ci95_high", "n", "errors"])),
+            "scores": MetadataValue.md(
+                _markdown_table(
+                    score_rows, ["task", "mean", "stderr", "ci95_low", "ci95_high", "n", "errors"]
+                )
+            ),
         },
     )

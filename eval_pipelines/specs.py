@@ -46,7 +46,9 @@ class ModelSpec(_Spec):
     """
 
     id: str = Field(pattern=_ID_PATTERN, description="Catalog id; the model partition key.")
-    model: str = Field(description="Inspect model string, e.g. openai/gpt-4o or scripted/reference.")
+    model: str = Field(
+        description="Inspect model string, e.g. openai/gpt-4o or scripted/reference."
+    )
     description: str = ""
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the API key."
@@ -93,7 +95,9 @@ class TaskSpec(_Spec):
     """One Inspect task in a suite, by file (`path.py@name`) or registry name."""
 
     name: str = Field(pattern=_ID_PATTERN, description="Name of the task within the suite.")
-    task: str = Field(description="`file.py@task_name` (relative to the suite file) or registry name.")
+    task: str = Field(
+        description="`file.py@task_name` (relative to the suite file) or registry name."
+    )
     args: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(default=1, gt=0)
     limit: int | None = Field(default=None, gt=0, description="Run only the first N samples.")
@@ -113,7 +117,9 @@ class SuiteSpec(_Spec):
     @classmethod
     def _version_as_text(cls, value: Any) -> Any:
         # YAML reads `version: 1` as a number; a version is a label, keep it as text.
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
 
     description: str = ""
     tasks: list[TaskSpec] = Field(min_length=1)
@@ -176,4 +182,3 @@ def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
         return spec_type.model_validate({**data, **extra})
     except ValidationError as exc:
         raise SpecError(_format_validation_error(path, exc)) from exc
-

@@ -31,7 +31,10 @@ def git_sha() -> str:
     sha = result.stdout.strip()
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=5,
     ).stdout.strip()
     return f"{sha}-dirty" if dirty else sha
 

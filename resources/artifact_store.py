@@ -4,7 +4,6 @@ Keys embed the content's SHA-256, and a store refuses to replace an existing key
 different bytes, so a re-run adds a version and never overwrites an earlier one.
 """
 
-
 import hashlib
 import os
 from abc import ABC, abstractmethod
@@ -93,7 +92,9 @@ class S3ArtifactStore(ArtifactStore):
             client.put_object(Bucket=self.bucket, Key=full_key, Body=data)
         else:
             if existing != data:
-                raise ArtifactConflictError(f"s3://{self.bucket}/{full_key} exists with different content")
+                raise ArtifactConflictError(
+                    f"s3://{self.bucket}/{full_key} exists with different content"
+                )
         return f"s3://{self.bucket}/{full_key}"
 
     def _split(self, uri: str) -> tuple[str, str]:

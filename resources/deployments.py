@@ -47,7 +47,9 @@ _DEPLOYMENTS = {"local": _local, "scale": _scale}
 def deployment_name() -> str:
     name = os.environ.get(DEPLOYMENT_ENV, "local")
     if name not in _DEPLOYMENTS:
-        raise ValueError(f"{DEPLOYMENT_ENV}={name!r} is not a deployment; known: {', '.join(_DEPLOYMENTS)}")
+        raise ValueError(
+            f"{DEPLOYMENT_ENV}={name!r} is not a deployment; known: {', '.join(_DEPLOYMENTS)}"
+        )
     return name
 
 

@@ -4,7 +4,6 @@ Each backend maps to an Inspect sandbox environment type. `none` means no isolat
 is available: sandboxed tasks then fail closed (Inspect's `local` is never used).
 """
 
-
 from typing import Literal
 
 from dagster import ConfigurableResource

@@ -1,6 +1,5 @@
 """Keeps the `models` dynamic partitions in step with the model catalog."""
 
-
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from eval_pipelines.catalog import Catalog

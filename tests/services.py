@@ -32,13 +32,20 @@ def tail(path: Path, lines: int = 40) -> str:
 class Service:
     """A subprocess in its own session, so its whole process group can be stopped."""
 
-    def __init__(self, name: str, command: list[str], log_dir: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, name: str, command: list[str], log_dir: Path, env: dict[str, str] | None = None
+    ):
         self.name = name
         self.log = log_dir / f"{name}.log"
         self._out = self.log.open("wb")
         self.proc = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def check_alive(self) -> None:
@@ -90,7 +97,9 @@ def _group_alive(pgid: int) -> bool:
 def moto_s3(log_dir: Path):
     """A real S3 HTTP API on loopback; yields its endpoint URL."""
     port = free_port()
-    service = Service("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_dir)
+    service = Service(
+        "moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_dir
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         service.wait_for_http(f"{endpoint}/moto-api/", timeout=30)

@@ -6,7 +6,13 @@ import boto3
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from resources.artifact_store import ArtifactConflictError, LocalArtifactStore, S3ArtifactStore, content_key
+from resources.artifact_store import (
+    ArtifactConflictError,
+    LocalArtifactStore,
+    S3ArtifactStore,
+    content_key,
+)
+
 
 def test_content_key_depends_only_on_content():
     assert content_key("a/b", b"x", ".eval") == content_key("a/b/", b"x", ".eval")
@@ -36,5 +42,7 @@ def test_s3_store_is_write_once_on_a_real_s3_api(s3_endpoint: str):
     with pytest.raises(ArtifactConflictError):
         store.put("logs/one.eval", b"second")
     assert store.get(uri) == b"first"
-    versions = boto3.client("s3", endpoint_url=s3_endpoint).list_object_versions(Bucket="evals")["Versions"]
+    versions = boto3.client("s3", endpoint_url=s3_endpoint).list_object_versions(Bucket="evals")[
+        "Versions"
+    ]
     assert len(versions) == 1

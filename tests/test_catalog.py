@@ -16,9 +16,15 @@ def test_shipped_catalog_loads_cleanly():
     assert not catalog.suite("smoke").needs_sandbox
 
 
-def test_bad_user_file_is_skipped_and_reported_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_bad_user_file_is_skipped_and_reported_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     write_suite(tmp_path, "broken", "name: broken\nversion: '1'\ntasks: nope\n")
-    write_suite(tmp_path, "fine", "name: fine\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/popularity}]\n")
+    write_suite(
+        tmp_path,
+        "fine",
+        "name: fine\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/popularity}]\n",
+    )
     monkeypatch.setenv("EVAL_SUITE_PATH", str(tmp_path))
     catalog = Catalog.default()
     assert "fine" in catalog.suites and "smoke" in catalog.suites
@@ -29,7 +35,9 @@ def test_bad_user_file_is_skipped_and_reported_not_fatal(tmp_path: Path, monkeyp
     assert "broken.yaml" in str(error.value)
 
 
-def test_duplicate_suite_name_keeps_first_and_reports_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_duplicate_suite_name_keeps_first_and_reports_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     write_suite(tmp_path, "again", "name: smoke\nversion: '9'\ntasks: [{name: a, task: x}]\n")
     monkeypatch.setenv("EVAL_SUITE_PATH", str(tmp_path))
     catalog = Catalog.default()

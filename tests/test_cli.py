@@ -17,7 +17,9 @@ def evalctl(home: Path, *args: str, env: dict | None = None) -> subprocess.Compl
     environment = {**os.environ, "DAGSTER_HOME": str(home), **(env or {})}
     for variable in ("EVAL_DEPLOYMENT",):
         environment.pop(variable, None)
-    return subprocess.run([EVALCTL, *args], capture_output=True, text=True, env=environment, timeout=300)
+    return subprocess.run(
+        [EVALCTL, *args], capture_output=True, text=True, env=environment, timeout=300
+    )
 
 
 def test_run_prints_scores_and_stores_results(tmp_path: Path):
@@ -32,10 +34,24 @@ def test_run_prints_scores_and_stores_results(tmp_path: Path):
 
 
 def test_run_json_output(tmp_path: Path):
-    result = evalctl(tmp_path / "home", "run", "--model", "weak", "--suite", "smoke", "--sample-limit", "5", "--json")
+    result = evalctl(
+        tmp_path / "home",
+        "run",
+        "--model",
+        "weak",
+        "--suite",
+        "smoke",
+        "--sample-limit",
+        "5",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout[result.stdout.index("\n{") :])
-    assert {t["task"] for t in payload["task_scores"]["tasks"]} == {"security-guide", "theory-of-mind", "popularity"}
+    assert {t["task"] for t in payload["task_scores"]["tasks"]} == {
+        "security-guide",
+        "theory-of-mind",
+        "popularity",
+    }
     assert payload["leaderboard"][0]["model_id"] == "weak"
 
 
@@ -45,14 +61,25 @@ def test_run_json_output(tmp_path: Path):
         (["--model", "nobody", "--suite", "smoke"], "unknown model 'nobody'"),
         (["--model", "reference", "--suite", "nothing"], "unknown suite 'nothing'"),
         (["--model", "reference", "--suite", "agentic-smoke"], "needs an isolated sandbox"),
-        (["--model", "reference", "--suite", "broken"], "tasks.0.epochs: Input should be greater than 0"),
+        (
+            ["--model", "reference", "--suite", "broken"],
+            "tasks.0.epochs: Input should be greater than 0",
+        ),
         (["--model", "reference", "--suite", "ghost-task"], "found no Inspect task"),
     ],
 )
-def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path: Path, args: list[str], message: str):
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    tmp_path: Path, args: list[str], message: str
+):
     suites = tmp_path / "suites"
-    write_suite(suites, "broken", "name: broken\nversion: '1'\ntasks: [{name: a, task: x, epochs: 0}]\n")
-    write_suite(suites, "ghost", "name: ghost-task\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/ghost}]\n")
+    write_suite(
+        suites, "broken", "name: broken\nversion: '1'\ntasks: [{name: a, task: x, epochs: 0}]\n"
+    )
+    write_suite(
+        suites,
+        "ghost",
+        "name: ghost-task\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/ghost}]\n",
+    )
     home = tmp_path / "home"
     result = evalctl(home, "run", *args, env={"EVAL_SUITE_PATH": str(suites)})
     assert result.returncode == 2

@@ -15,7 +15,10 @@ FAST = {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample
 def run_evaluation(defs, instance: DagsterInstance, model: str, suite: str, run_config=FAST):
     job = defs.resolve_job_def("evaluate")
     return job.execute_in_process(
-        instance=instance, partition_key=partition_key(model, suite), run_config=run_config, raise_on_error=False
+        instance=instance,
+        partition_key=partition_key(model, suite),
+        run_config=run_config,
+        raise_on_error=False,
     )
 
 
@@ -36,14 +39,25 @@ def test_reference_on_smoke_materializes_versioned_assets(defs, instance, dagste
     assert result.success
 
     scores = result.output_for_node("evaluation", "task_scores")
-    assert [t["task"] for t in scores["tasks"]] == ["security-guide", "theory-of-mind", "popularity"]
+    assert [t["task"] for t in scores["tasks"]] == [
+        "security-guide",
+        "theory-of-mind",
+        "popularity",
+    ]
     assert all(t["mean"] == 1.0 and t["n"] == 4 for t in scores["tasks"])
 
     rows = result.output_for_node("evaluation", "sample_results")
     assert len(rows) == 12 and {r["model_id"] for r in rows} == {"reference"}
 
     metadata = latest_metadata(instance, "task_scores", "reference|smoke")
-    for field in ("code_version", "data_version", "git_sha", "inspect_ai_version", "harness_version", "model_id"):
+    for field in (
+        "code_version",
+        "data_version",
+        "git_sha",
+        "inspect_ai_version",
+        "harness_version",
+        "model_id",
+    ):
         assert metadata[field], field
     assert metadata["code_version"].endswith("+suite-1.0.0")
     assert metadata["score/theory-of-mind"] == 1.0
@@ -79,13 +93,18 @@ def test_second_model_adds_a_partition_and_leaderboard_ranks_both(defs, instance
     assert run_evaluation(defs, instance, "weak", "smoke").success
     board = defs.resolve_job_def("refresh_leaderboard").execute_in_process(instance=instance)
     rows = board.output_for_node("leaderboard")
-    assert [(r["model_id"], r["suite"]) for r in rows] == [("reference", "smoke"), ("weak", "smoke")]
+    assert [(r["model_id"], r["suite"]) for r in rows] == [
+        ("reference", "smoke"),
+        ("weak", "smoke"),
+    ]
     assert rows[0]["overall"] == 1.0 > rows[1]["overall"]
     materialized = instance.get_materialized_partitions(AssetKey("task_scores"))
     assert materialized == {"reference|smoke", "weak|smoke"}
 
 
-def test_agentic_suite_without_sandbox_fails_closed_and_writes_nothing(defs, instance, dagster_home):
+def test_agentic_suite_without_sandbox_fails_closed_and_writes_nothing(
+    defs, instance, dagster_home
+):
     result = run_evaluation(defs, instance, "reference", "agentic-smoke")
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -105,17 +124,24 @@ def test_unknown_model_partition_fails_in_prepare(defs, instance):
 
 def test_launchpad_config_is_typed(defs):
     job = defs.resolve_job_def("evaluate")
-    bad = {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": "many"}}}}}}
+    bad = {
+        "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": "many"}}}}}
+    }
     with pytest.raises(DagsterInvalidConfigError, match="sample_limit"):
         validate_run_config(job, bad)
     limits = {"limits": {"messages": 3, "time_seconds": 30}, "epochs": 2}
-    validate_run_config(job, {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": limits}}}}})
+    validate_run_config(
+        job, {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": limits}}}}}
+    )
 
 
 def test_launch_config_limits_and_epochs_reach_inspect(defs, instance):
     config = {"sample_limit": 2, "epochs": 2, "limits": {"messages": 1}}
     result = run_evaluation(
-        defs, instance, "reference", "smoke",
+        defs,
+        instance,
+        "reference",
+        "smoke",
         run_config={"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": config}}}}},
     )
     assert result.success

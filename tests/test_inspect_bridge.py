@@ -16,21 +16,23 @@ from eval_pipelines.inspect_bridge import (
 )
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec
 
-SANDBOXED_TASK_FILE = '''
+SANDBOXED_TASK_FILE = """
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 
 @task
 def wants_local():
     return Task(dataset=[Sample(input="hi", target="hi")], sandbox="local")
-'''
+"""
 
 
 def test_sandboxed_task_without_backend_fails_closed():
     suite = Catalog.default().suite("agentic-smoke")
     spec = suite.tasks[0]
     task = load_task(suite, spec)
-    with pytest.raises(SandboxUnavailableError, match="never runs tool calls in Inspect's unisolated 'local'"):
+    with pytest.raises(
+        SandboxUnavailableError, match="never runs tool calls in Inspect's unisolated 'local'"
+    ):
         check_isolation(suite, spec, task, sandbox=None)
 
 
@@ -45,7 +47,12 @@ def test_task_that_declares_a_sandbox_must_be_marked_in_the_suite(tmp_path: Path
 
 def test_file_tasks_resolve_against_the_suite_folder(tmp_path: Path):
     (tmp_path / "tasks.py").write_text(SANDBOXED_TASK_FILE)
-    suite = SuiteSpec(name="s", version="1", tasks=[TaskSpec(name="t", task="tasks.py@wants_local")], source_dir=tmp_path)
+    suite = SuiteSpec(
+        name="s",
+        version="1",
+        tasks=[TaskSpec(name="t", task="tasks.py@wants_local")],
+        source_dir=tmp_path,
+    )
     assert load_task(suite, suite.tasks[0]).name == "wants_local"
 
 
@@ -57,7 +64,9 @@ def test_file_tasks_resolve_against_the_suite_folder(tmp_path: Path):
     ],
 )
 def test_unknown_tasks_name_suite_and_task(tmp_path: Path, reference: str, expected: str):
-    suite = SuiteSpec(name="s", version="1", tasks=[TaskSpec(name="t", task=reference)], source_dir=tmp_path)
+    suite = SuiteSpec(
+        name="s", version="1", tasks=[TaskSpec(name="t", task=reference)], source_dir=tmp_path
+    )
     with pytest.raises(TaskLoadError, match=f"suite 's', task 't'.*{expected}"):
         load_task(suite, suite.tasks[0])
 
@@ -78,8 +87,19 @@ def test_task_score_statistics():
     from eval_pipelines.inspect_bridge import SampleRow
 
     def row(score, error=None):
-        return SampleRow(task="t", sample_id="1", epoch=1, score=score, input_tokens=1, output_tokens=1,
-                         total_tokens=2, total_time=0.1, working_time=0.1, error=error, limit=None)
+        return SampleRow(
+            task="t",
+            sample_id="1",
+            epoch=1,
+            score=score,
+            input_tokens=1,
+            output_tokens=1,
+            total_tokens=2,
+            total_time=0.1,
+            working_time=0.1,
+            error=error,
+            limit=None,
+        )
 
     result = task_score("t", [row(1.0), row(0.0), row(1.0), row(1.0), row(None, error="boom")])
     assert result.n == 4 and result.errors == 1

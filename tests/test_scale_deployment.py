@@ -11,7 +11,9 @@ from eval_pipelines.partitions import partition_key
 from tests.test_evaluation_job import FAST
 
 
-def test_evaluation_runs_with_s3_io_and_artifacts(instance, s3_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_evaluation_runs_with_s3_io_and_artifacts(
+    instance, s3_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("EVAL_DEPLOYMENT", "scale")
     monkeypatch.setenv("EVAL_S3_BUCKET", "evals")
     monkeypatch.setenv("EVAL_S3_ENDPOINT_URL", s3_endpoint)
@@ -22,7 +24,12 @@ def test_evaluation_runs_with_s3_io_and_artifacts(instance, s3_endpoint, tmp_pat
     )
     assert result.success
 
-    keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="evals")["Contents"]}
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="evals")[
+            "Contents"
+        ]
+    }
     assert any(k.startswith("dagster-io/task_scores/") for k in keys)
     uri = result.output_for_node("evaluation", "eval_logs")["popularity"]["uri"]
     assert uri.startswith("s3://evals/evals/eval-logs/")

@@ -14,7 +14,13 @@ def _accuracy(log) -> float:
 
 
 def test_reference_answers_shipped_tasks_correctly_and_reports_usage(tmp_path: Path):
-    [log] = inspect_eval(theory_of_mind(), model="scripted/reference", limit=10, display="none", log_dir=str(tmp_path))
+    [log] = inspect_eval(
+        theory_of_mind(),
+        model="scripted/reference",
+        limit=10,
+        display="none",
+        log_dir=str(tmp_path),
+    )
     assert log.status == "success"
     assert _accuracy(log) == 1.0
     usage = log.stats.model_usage["scripted/reference"]
@@ -23,12 +29,16 @@ def test_reference_answers_shipped_tasks_correctly_and_reports_usage(tmp_path: P
 
 def test_weak_is_worse_than_reference_and_deterministic(tmp_path: Path):
     runs = [
-        inspect_eval(security_guide(), model="scripted/weak", display="none", log_dir=str(tmp_path))[0]
+        inspect_eval(
+            security_guide(), model="scripted/weak", display="none", log_dir=str(tmp_path)
+        )[0]
         for _ in range(2)
     ]
     assert 0.0 < _accuracy(runs[0]) < 1.0
     assert _accuracy(runs[0]) == _accuracy(runs[1])
-    assert [s.output.completion for s in runs[0].samples] == [s.output.completion for s in runs[1].samples]
+    assert [s.output.completion for s in runs[0].samples] == [
+        s.output.completion for s in runs[1].samples
+    ]
 
 
 def test_reference_does_not_know_unshipped_prompts():
@@ -40,5 +50,7 @@ def test_reference_does_not_know_unshipped_prompts():
 
 
 def test_unknown_scripted_policy_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown scripted model 'genius'; known: red-team, reference, weak"):
+    with pytest.raises(
+        ValueError, match="unknown scripted model 'genius'; known: red-team, reference, weak"
+    ):
         get_model("scripted/genius", memoize=False)

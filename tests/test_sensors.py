@@ -28,7 +28,9 @@ def test_adds_a_partition_per_catalog_model_then_skips(defs, dagster_home):
         assert again.skip_message and "no new models" in again.skip_message
 
 
-def test_a_broken_model_file_does_not_stop_the_sensor(defs, dagster_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_broken_model_file_does_not_stop_the_sensor(
+    defs, dagster_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from dagster import DagsterInstance
 
     models = tmp_path / "models"

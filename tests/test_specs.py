@@ -22,8 +22,14 @@ def test_invalid_suite_error_names_file_field_and_problem(tmp_path: Path):
         ("name: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "expected a mapping"),
         ("name: s\nversion: '1'\ntasks: []\n", "tasks: List should have at least 1 item"),
-        ("name: s\nversion: '1'\nsurprise: 1\ntasks: [{name: a, task: x}]\n", "surprise: Extra inputs are not permitted"),
-        ("name: Bad Name\nversion: '1'\ntasks: [{name: a, task: x}]\n", "name: String should match pattern"),
+        (
+            "name: s\nversion: '1'\nsurprise: 1\ntasks: [{name: a, task: x}]\n",
+            "surprise: Extra inputs are not permitted",
+        ),
+        (
+            "name: Bad Name\nversion: '1'\ntasks: [{name: a, task: x}]\n",
+            "name: String should match pattern",
+        ),
         (
             "name: s\nversion: '1'\ntasks: [{name: a, task: x}, {name: a, task: y}]\n",
             "repeated: a",

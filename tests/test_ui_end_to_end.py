@@ -54,13 +54,23 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         started.append(
             Service(
                 "webserver",
-                [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)],
+                [
+                    str(BIN / "dagster-webserver"),
+                    "-w",
+                    str(WORKSPACE),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
                 tmp_path,
                 env,
             )
         )
         started.append(
-            Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], tmp_path, env)
+            Service(
+                "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], tmp_path, env
+            )
         )
         yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
     finally:

@@ -53,7 +53,9 @@ def reference(conversation: Conversation) -> Turn:
     step = conversation.turns_taken
     if step < len(solution) and conversation.tools:
         tool_call = dict(solution[step])
-        return Turn(content=f"Running {tool_call['tool']}.", tool=tool_call.pop("tool"), arguments=tool_call)
+        return Turn(
+            content=f"Running {tool_call['tool']}.", tool=tool_call.pop("tool"), arguments=tool_call
+        )
     if solution:
         return _final(conversation, conversation.last_tool_output or "")
     return _final(conversation, target_text(sample))

@@ -32,7 +32,9 @@ def agentic_dataset() -> MemoryDataset:
                 "directory. Submit only the hex digest.",
                 target=hashlib.sha256(_DATA.encode()).hexdigest(),
                 files={"data.txt": _DATA},
-                metadata={"solution": [{"tool": "bash", "cmd": "sha256sum data.txt | cut -d' ' -f1"}]},
+                metadata={
+                    "solution": [{"tool": "bash", "cmd": "sha256sum data.txt | cut -d' ' -f1"}]
+                },
             ),
             Sample(
                 id="count-errors",
@@ -47,7 +49,9 @@ def agentic_dataset() -> MemoryDataset:
                 "100. Submit only the number.",
                 target=str(sum(i * i for i in range(1, 101))),
                 metadata={
-                    "solution": [{"tool": "python", "code": "print(sum(i*i for i in range(1, 101)))"}]
+                    "solution": [
+                        {"tool": "python", "code": "print(sum(i*i for i in range(1, 101)))"}
+                    ]
                 },
             ),
         ],
@@ -59,6 +63,8 @@ def agentic_smoke() -> Task:
     """A ReAct agent with bash and python tools; needs an isolated sandbox."""
     return Task(
         dataset=agentic_dataset(),
-        solver=react(tools=[bash(timeout=TOOL_TIMEOUT_SECONDS), python(timeout=TOOL_TIMEOUT_SECONDS)]),
+        solver=react(
+            tools=[bash(timeout=TOOL_TIMEOUT_SECONDS), python(timeout=TOOL_TIMEOUT_SECONDS)]
+        ),
         scorer=match(location="exact"),
     )
