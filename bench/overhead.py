@@ -11,7 +11,7 @@ as subprocesses, interpreter start-up included, because that is what a user wait
 Every run is validated (exit code 0; evalctl's JSON reports n == samples and mean 1.0), and
 the script exits non-zero otherwise. By default the platform runs `in_process` at every size
 and also `multiprocess` (one process per op, as pods would) at the smallest size; repeats
-default to 3 at 100 samples and 1 above. The default run takes about 4 minutes on 2 cores.
+default to 3 at 100 samples and 1 above. The default run takes about 3 minutes on 2 idle cores.
 
 Run from the project root:
 
@@ -194,9 +194,11 @@ def measure_size(
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     """Right-aligned plain-text table."""
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = [header, ["-" * w for w in widths], *rows]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
+    return "\n".join(
+        "  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
+    )
 
 
 def result_rows(samples: int, plain: Timings, platform_runs: dict[str, Timings]) -> list[list[str]]:
