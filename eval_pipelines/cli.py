@@ -8,8 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.home import PROJECT_ROOT, ensure_local_home
+from eval_pipelines.specs import EvalRequest
 
 # Console shows our progress lines (INFO), not every Dagster engine event (DEBUG).
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -82,8 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     catalog = Catalog.default()
     sandbox = definitions.defs.resources["sandbox"]
     try:
-        model, suite = validate_evaluation(catalog, args.model, args.suite, sandbox.inspect_sandbox)
-    except EvaluationRefused as exc:
+        request = EvalRequest(model=args.model, suite=args.suite, tags=dict(args.tag))
+        model, suite = validate_evaluation(
+            catalog, request.model, request.suite, sandbox.inspect_sandbox
+        )
+    except (ValidationError, *EvaluationRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -106,11 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "execution": {"config": {args.executor: {}}},
         **QUIET_LOGGING,
     }
-    tags = {
-        **job.partitions_def.get_tags_for_partition_key(key),
-        "eval/model": model.id,
-        "eval/suite": suite.name,
-    }
+    tags = {**job.partitions_def.get_tags_for_partition_key(key), **request.run_tags()}
     print(
         f"Evaluating {model.id} ({model.model}) on suite {suite.name} v{suite.version} [{args.executor}]",
         flush=True,
@@ -191,6 +193,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["in_process", "multiprocess"],
         default="in_process",
         help="in_process (fast, one process) or multiprocess (one process per op, like pods)",
+    )
+    run.add_argument(
+        "--tag",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="tag the run (repeatable), e.g. --tag ticket=SAFE-12",
     )
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.set_defaults(func=cmd_run)

@@ -147,17 +147,27 @@ class SuiteSpec(_Spec):
 
 
 class EvalRequest(_Spec):
-    """One evaluation: a model against a suite."""
+    """One evaluation: a model against a suite, with the requester's tags."""
 
     model: str = Field(pattern=_ID_PATTERN)
     suite: str = Field(pattern=_ID_PATTERN)
     tags: dict[str, str] = Field(default_factory=dict)
 
-    @property
-    def partition_key(self) -> str:
-        from eval_pipelines.partitions import partition_key
+    @field_validator("tags")
+    @classmethod
+    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in tags if not re.match(r"^[A-Za-z0-9_.-]{1,63}$", k)]
+        if bad:
+            raise ValueError(f"tag keys may use letters, digits, '_', '.', '-': {', '.join(bad)}")
+        return tags
 
-        return partition_key(self.model, self.suite)
+    def run_tags(self) -> dict[str, str]:
+        """Dagster run tags: model and suite (used by the queue's concurrency limits)."""
+        return {
+            "eval/model": self.model,
+            "eval/suite": self.suite,
+            **{f"eval/{k}": v for k, v in self.tags.items()},
+        }
 
 
 def _format_validation_error(source: Path, error: ValidationError) -> str:

@@ -66,3 +66,12 @@ def test_task_limits_override_suite_limits_field_by_field():
     suite = UsageLimits(messages=10, time_seconds=60)
     merged = suite.merged(UsageLimits(messages=3))
     assert merged == UsageLimits(messages=3, time_seconds=60)
+
+
+def test_eval_request_tags_become_run_tags():
+    from eval_pipelines.specs import EvalRequest
+
+    request = EvalRequest(model="reference", suite="smoke", tags={"ticket": "SAFE-1"})
+    assert request.run_tags() == {"eval/model": "reference", "eval/suite": "smoke", "eval/ticket": "SAFE-1"}
+    with pytest.raises(ValueError, match="tag keys"):
+        EvalRequest(model="reference", suite="smoke", tags={"bad key": "x"})
