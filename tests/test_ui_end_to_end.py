@@ -4,7 +4,6 @@ daemon dequeues it (QueuedRunCoordinator), the run materializes the evaluation a
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from dagster import (
     DagsterRunStatus,
 )
 
-from eval_pipelines.home import INSTANCE_CONFIG
 from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -38,15 +36,10 @@ TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 @pytest.fixture
-def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """DAGSTER_HOME in tmp_path, plus a running webserver and daemon over workspace.yaml."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for variable in ("EVAL_SUITE_PATH", "EVAL_MODEL_PATH", "EVAL_DEPLOYMENT"):
-        monkeypatch.delenv(variable, raising=False)
-    env = dict(os.environ)  # includes the DAGSTER_HOME set above
+def services(dagster_home: Path, tmp_path: Path):
+    """A running webserver and daemon over workspace.yaml, on the test's DAGSTER_HOME."""
+    home = dagster_home
+    env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
 
     port = free_port()
     started: list[Service] = []
