@@ -86,9 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sandbox = definitions.defs.resources["sandbox"]
     try:
         request = EvalRequest(model=args.model, suite=args.suite, tags=dict(args.tag))
-        model, suite = validate_evaluation(
-            catalog, request.model, request.suite, sandbox.inspect_sandbox
-        )
+        model, suite = validate_evaluation(catalog, request.model, request.suite, sandbox)
     except (ValidationError, *EvaluationRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

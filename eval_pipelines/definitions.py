@@ -28,7 +28,8 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 
-def build_definitions(catalog: Catalog | None = None) -> Definitions:
+def build_definitions(catalog: Catalog | None = None, resources: dict | None = None) -> Definitions:
+    """The code location; `resources` replaces the deployment's resources by key."""
     catalog = catalog or Catalog.default()
     # A broken suite file is reported, not fatal: the UI and daemon must keep running.
     for error in catalog.errors:
@@ -40,7 +41,7 @@ def build_definitions(catalog: Catalog | None = None) -> Definitions:
         asset_checks=build_result_checks(partitions_def),
         jobs=[build_evaluation_job(evaluation), leaderboard_job],
         sensors=[model_catalog_sensor],
-        resources=resources_for(),
+        resources={**resources_for(), **(resources or {})},
     )
 
 

@@ -18,10 +18,12 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog, read_eval_log
 from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.scorer import value_to_float
+from inspect_ai.util import SandboxEnvironmentSpec
 from pydantic import BaseModel, ConfigDict
 
 from eval_pipelines._inspect_loader import load_task_objects
 from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, TaskSpec, UsageLimits
+from resources.sandbox import SandboxBackend
 
 _to_float = value_to_float()
 
@@ -73,25 +75,31 @@ def declares_sandbox(task: Task) -> bool:
     return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
 
 
-def check_isolation(suite: SuiteSpec, spec: TaskSpec, task: Task, sandbox: str | None) -> None:
+def check_isolation(suite: SuiteSpec, spec: TaskSpec, task: Task, backend: SandboxBackend) -> None:
     """Fail closed: a task that needs a sandbox runs only in an isolating backend.
 
-    Inspect's built-in `local` sandbox runs tool calls on the host, so a missing backend is
-    an error, never a fallback.
+    Inspect's built-in `local` sandbox runs tool calls on the host, so a missing or broken
+    backend is an error, never a fallback.
     """
     where = f"suite {suite.name!r}, task {spec.name!r}"
-    if declares_sandbox(task) and not spec.sandbox:
+    if spec.sandbox is None:
+        if declares_sandbox(task):
+            raise SandboxUnavailableError(
+                f"{where}: the Inspect task declares a sandbox but the suite does not give it "
+                "one (`sandbox:`); refusing to run its tool calls outside an isolated sandbox. "
+                "Add `sandbox: true` (or sandbox limits) to the task in the suite file."
+            )
+        return
+    violations = backend.ceilings.violations(spec.sandbox)
+    if violations:
+        raise SpecError(f"{where}: sandbox {'; '.join(violations)}")
+    problems = backend.problems()
+    if problems:
         raise SandboxUnavailableError(
-            f"{where}: the Inspect task declares a sandbox but the suite does not mark it "
-            "`sandbox: true`; refusing to run its tool calls outside an isolated sandbox. "
-            "Set `sandbox: true` on the task in the suite file."
-        )
-    if spec.sandbox and sandbox is None:
-        raise SandboxUnavailableError(
-            f"{where}: needs an isolated sandbox for its tool calls, but no isolating sandbox "
-            "backend is configured (sandbox backend 'none'). The platform never runs tool "
-            "calls in Inspect's unisolated 'local' sandbox. Configure an isolating sandbox "
-            "backend for this deployment, or run a suite without sandboxed tasks."
+            f"{where}: needs an isolated sandbox for its tool calls, but the "
+            f"'{backend.backend}' sandbox backend cannot provide one here, so the task will "
+            "not run (tool calls never fall back to Inspect's unisolated 'local' sandbox):\n"
+            + "\n".join(f"  - {p}" for p in problems)
         )
 
 
@@ -125,7 +133,7 @@ def run_task(
     limits: UsageLimits,
     log_dir: Path,
     *,
-    sandbox: str | None,
+    sandbox: SandboxEnvironmentSpec | None,
     max_samples: int | None = None,
     sample_limit: int | None = None,
     epochs: int | None = None,

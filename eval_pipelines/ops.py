@@ -68,7 +68,6 @@ class PreparedEvaluation(BaseModel):
     sample_limit: int | None
     epochs: int | None
     max_samples: int | None
-    sandbox: str | None
     versions: dict[str, str]
     started_at: str
 
@@ -94,7 +93,7 @@ EvaluationRefused = (inspect_bridge.SpecError, inspect_bridge.SandboxUnavailable
 
 
 def validate_evaluation(
-    catalog: Catalog, model_id: str, suite_name: str, sandbox: str | None
+    catalog: Catalog, model_id: str, suite_name: str, sandbox: SandboxBackend
 ) -> tuple[ModelSpec, SuiteSpec]:
     """Resolve and check a model x suite before anything runs; raises `EvaluationRefused`.
 
@@ -123,9 +122,7 @@ def prepare_evaluation(
     """Resolve the partition's model and suite, load every task, refuse what can't run."""
     model_id, suite_name = split_partition_key(context.partition_key)
     try:
-        model, suite = validate_evaluation(
-            Catalog.default(), model_id, suite_name, sandbox.inspect_sandbox
-        )
+        model, suite = validate_evaluation(Catalog.default(), model_id, suite_name, sandbox)
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
@@ -137,7 +134,6 @@ def prepare_evaluation(
         sample_limit=config.sample_limit,
         epochs=config.epochs,
         max_samples=config.max_samples,
-        sandbox=sandbox.inspect_sandbox,
         versions=runtime_versions(),
         started_at=datetime.now(UTC).isoformat(),
     )
@@ -164,7 +160,7 @@ def run_eval_task(
     try:
         task = inspect_bridge.load_task(suite, spec)
         # Checked again here: this op may run in another process or pod than prepare.
-        inspect_bridge.check_isolation(suite, spec, task, sandbox.inspect_sandbox)
+        inspect_bridge.check_isolation(suite, spec, task, sandbox)
         model = inspect_bridge.resolve_model(evaluation.model)
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
@@ -177,7 +173,7 @@ def run_eval_task(
             spec,
             suite.task_limits(spec).merged(evaluation.limits_override),
             Path(log_dir),
-            sandbox=sandbox.inspect_sandbox,
+            sandbox=sandbox.environment(spec.sandbox) if spec.sandbox else None,
             max_samples=evaluation.max_samples,
             sample_limit=evaluation.sample_limit,
             epochs=evaluation.epochs,

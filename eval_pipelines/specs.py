@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -91,6 +91,46 @@ class UsageLimits(_Spec):
         return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
+class SandboxSpec(_Spec):
+    """Isolation and resources of one task's sandbox, the same for every backend.
+
+    Local backends (bubblewrap) enforce these with cgroups, rlimits and a size-limited work
+    dir; on Kubernetes they become the sandbox pod's requests/limits and deadline. A suite
+    cannot exceed the platform's maxima (`SandboxMaxima`).
+    """
+
+    image: str = Field(
+        default="eval-sandbox:1.0", description="Container image (Kubernetes backends)."
+    )
+    cpu: float = Field(default=1.0, gt=0, le=64, description="CPU cores.")
+    memory_mb: int = Field(default=512, gt=0, description="Memory, swap included.")
+    pids: int = Field(default=128, gt=0, description="Processes and threads at once.")
+    disk_mb: int = Field(default=256, gt=0, description="Size of the writable work dir.")
+    timeout_seconds: int = Field(default=120, gt=0, description="Wall time of one exec.")
+    cpu_seconds: int = Field(default=60, gt=0, description="CPU time of one process.")
+    output_kb: int = Field(default=1024, gt=0, description="Output kept per stream of one exec.")
+    network: Literal["none"] = Field(default="none", description="Sandboxes have no network.")
+
+
+class SandboxMaxima(_Spec):
+    """Platform-wide ceilings no suite's sandbox spec may exceed."""
+
+    cpu: float = 4.0
+    memory_mb: int = 8192
+    pids: int = 1024
+    disk_mb: int = 8192
+    timeout_seconds: int = 3600
+    cpu_seconds: int = 3600
+    output_kb: int = 10240
+
+    def violations(self, spec: SandboxSpec) -> list[str]:
+        return [
+            f"{field} {getattr(spec, field)} exceeds the platform maximum {ceiling}"
+            for field, ceiling in self.model_dump().items()
+            if getattr(spec, field) > ceiling
+        ]
+
+
 class TaskSpec(_Spec):
     """One Inspect task in a suite, by file (`path.py@name`) or registry name."""
 
@@ -102,9 +142,20 @@ class TaskSpec(_Spec):
     epochs: int = Field(default=1, gt=0)
     limit: int | None = Field(default=None, gt=0, description="Run only the first N samples.")
     limits: UsageLimits = UsageLimits()
-    sandbox: bool = Field(
-        default=False, description="The task's tools need an isolated sandbox to run."
+    sandbox: SandboxSpec | None = Field(
+        default=None,
+        description="The task's tools run in an isolated sandbox: `true` for the defaults, "
+        "or a mapping of SandboxSpec fields.",
     )
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox_shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return SandboxSpec()
+        if value is False:
+            return None
+        return value
 
 
 class SuiteSpec(_Spec):
@@ -140,7 +191,7 @@ class SuiteSpec(_Spec):
 
     @property
     def needs_sandbox(self) -> bool:
-        return any(t.sandbox for t in self.tasks)
+        return any(t.sandbox is not None for t in self.tasks)
 
     def task_limits(self, task: TaskSpec) -> UsageLimits:
         return self.limits.merged(task.limits)

@@ -1,7 +1,7 @@
 """Resource sets per deployment, picked by name from config rather than by `if` chains.
 
 - `local` (embedded default): artifacts and IO in folders under the project's
-  `.dagster_home`, no isolating sandbox backend yet.
+  `.dagster_home`; tool calls sandboxed with bubblewrap on this host.
 - `scale`: artifacts and intermediate outputs in S3 (any S3 API: set
   `EVAL_S3_ENDPOINT_URL` for MinIO or moto), as needed when every op runs in its own pod.
 """
@@ -26,7 +26,7 @@ def _local() -> dict[str, Any]:
     return {
         "io_manager": FilesystemIOManager(base_dir=str(home / "storage")),
         "artifacts": LocalArtifactStore(root=str(home / "artifacts")),
-        "sandbox": SandboxBackend(backend="none"),
+        "sandbox": SandboxBackend(backend="bwrap"),
     }
 
 

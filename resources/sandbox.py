@@ -1,20 +1,44 @@
 """Which sandbox backend runs agents' tool calls; chosen per deployment.
 
-Each backend maps to an Inspect sandbox environment type. `none` means no isolating backend
-is available: sandboxed tasks then fail closed (Inspect's `local` is never used).
+- `bwrap` (local default): bubblewrap namespaces, cgroups, rlimits and seccomp on this host.
+- `none`: no isolating backend; sandboxed tasks fail closed.
+
+Inspect's own `local` sandbox is never offered: it runs tool calls on the host.
 """
 
 from typing import Literal
 
 from dagster import ConfigurableResource
+from inspect_ai.util import SandboxEnvironmentSpec
+from pydantic import Field
 
-# backend name -> Inspect sandboxenv type (None: nothing isolating).
-SANDBOX_BACKENDS: dict[str, str | None] = {"none": None}
+from eval_pipelines.specs import SandboxMaxima, SandboxSpec
+
+_SETUP_HINTS = {
+    "none": "this deployment has no isolating sandbox backend (sandbox backend 'none'); "
+    "use the 'bwrap' backend (the local default) or run a suite without sandboxed tasks",
+}
 
 
 class SandboxBackend(ConfigurableResource):
-    backend: Literal["none"] = "none"
+    backend: Literal["bwrap", "none"] = "bwrap"
+    maxima: dict[str, float] = Field(
+        default_factory=dict,
+        description="Overrides of the platform's sandbox ceilings (SandboxMaxima fields).",
+    )
 
     @property
-    def inspect_sandbox(self) -> str | None:
-        return SANDBOX_BACKENDS[self.backend]
+    def ceilings(self) -> SandboxMaxima:
+        return SandboxMaxima(**self.maxima)
+
+    def problems(self) -> list[str]:
+        """Why this backend cannot isolate a sandbox here (empty: it can)."""
+        if self.backend == "none":
+            return [_SETUP_HINTS["none"]]
+        from eval_pipelines.sandbox import host_problems
+
+        return list(host_problems())
+
+    def environment(self, spec: SandboxSpec) -> SandboxEnvironmentSpec:
+        """The Inspect sandbox for a task; call only when `problems()` is empty."""
+        return SandboxEnvironmentSpec(self.backend, spec)

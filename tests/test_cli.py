@@ -60,7 +60,6 @@ def test_run_json_output(tmp_path: Path):
     [
         (["--model", "nobody", "--suite", "smoke"], "unknown model 'nobody'"),
         (["--model", "reference", "--suite", "nothing"], "unknown suite 'nothing'"),
-        (["--model", "reference", "--suite", "agentic-smoke"], "needs an isolated sandbox"),
         (
             ["--model", "reference", "--suite", "broken"],
             "tasks.0.epochs: Input should be greater than 0",

@@ -6,8 +6,10 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterInvalidConfigError, validate_run_config
 from inspect_ai.log import read_eval_log
 
+from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import partition_key
 from resources.artifact_store import LocalArtifactStore
+from resources.sandbox import SandboxBackend
 
 FAST = {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 4}}}}}}
 
@@ -102,9 +104,22 @@ def test_second_model_adds_a_partition_and_leaderboard_ranks_both(defs, instance
     assert materialized == {"reference|smoke", "weak|smoke"}
 
 
-def test_agentic_suite_without_sandbox_fails_closed_and_writes_nothing(
-    defs, instance, dagster_home
+def test_agentic_suite_runs_tool_calls_in_the_sandbox(defs, instance):
+    result = run_evaluation(defs, instance, "reference", "agentic-smoke")
+    assert result.success
+    [score] = result.output_for_node("evaluation", "task_scores")["tasks"]
+    assert score["mean"] == 1.0 and score["n"] == 3
+    logs = result.output_for_node("evaluation", "eval_logs")
+    log = read_eval_log(LocalArtifactStore(root="unused").local_path(logs["agentic-tools"]["uri"]))
+    assert log.eval.sandbox.type == "bwrap"
+    tool_outputs = [m.text for s in log.samples for m in s.messages if m.role == "tool"]
+    assert str(sum(i * i for i in range(1, 101))) in "".join(tool_outputs)
+
+
+def test_agentic_suite_without_sandbox_backend_fails_closed_and_writes_nothing(
+    dagster_home, instance
 ):
+    defs = build_definitions(resources={"sandbox": SandboxBackend(backend="none")})
     result = run_evaluation(defs, instance, "reference", "agentic-smoke")
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

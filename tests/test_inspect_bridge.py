@@ -14,7 +14,8 @@ from eval_pipelines.inspect_bridge import (
     resolve_model,
     task_score,
 )
-from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec
+from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, TaskSpec
+from resources.sandbox import SandboxBackend
 
 SANDBOXED_TASK_FILE = """
 from inspect_ai import Task, task
@@ -30,10 +31,15 @@ def test_sandboxed_task_without_backend_fails_closed():
     suite = Catalog.default().suite("agentic-smoke")
     spec = suite.tasks[0]
     task = load_task(suite, spec)
-    with pytest.raises(
-        SandboxUnavailableError, match="never runs tool calls in Inspect's unisolated 'local'"
-    ):
-        check_isolation(suite, spec, task, sandbox=None)
+    with pytest.raises(SandboxUnavailableError, match="never fall back to Inspect's unisolated"):
+        check_isolation(suite, spec, task, SandboxBackend(backend="none"))
+
+
+def test_sandbox_limits_above_platform_maxima_are_refused():
+    spec = TaskSpec(name="t", task="x", sandbox={"memory_mb": 65536})
+    suite = SuiteSpec(name="s", version="1", tasks=[spec])
+    with pytest.raises(SpecError, match="memory_mb 65536 exceeds the platform maximum 8192"):
+        check_isolation(suite, spec, task=None, backend=SandboxBackend(backend="bwrap"))
 
 
 def test_task_that_declares_a_sandbox_must_be_marked_in_the_suite(tmp_path: Path):
@@ -42,7 +48,7 @@ def test_task_that_declares_a_sandbox_must_be_marked_in_the_suite(tmp_path: Path
     suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=tmp_path)
     task = load_task(suite, spec)
     with pytest.raises(SandboxUnavailableError, match="declares a sandbox"):
-        check_isolation(suite, spec, task, sandbox="some-isolating-backend")
+        check_isolation(suite, spec, task, SandboxBackend(backend="bwrap"))
 
 
 def test_file_tasks_resolve_against_the_suite_folder(tmp_path: Path):

@@ -72,6 +72,10 @@ def test_eval_request_tags_become_run_tags():
     from eval_pipelines.specs import EvalRequest
 
     request = EvalRequest(model="reference", suite="smoke", tags={"ticket": "SAFE-1"})
-    assert request.run_tags() == {"eval/model": "reference", "eval/suite": "smoke", "eval/ticket": "SAFE-1"}
+    assert request.run_tags() == {
+        "eval/model": "reference",
+        "eval/suite": "smoke",
+        "eval/ticket": "SAFE-1",
+    }
     with pytest.raises(ValueError, match="tag keys"):
         EvalRequest(model="reference", suite="smoke", tags={"bad key": "x"})

@@ -33,7 +33,7 @@ def agentic_dataset() -> MemoryDataset:
                 target=hashlib.sha256(_DATA.encode()).hexdigest(),
                 files={"data.txt": _DATA},
                 metadata={
-                    "solution": [{"tool": "bash", "cmd": "sha256sum data.txt | cut -d' ' -f1"}]
+                    "solution": [{"tool": "bash", "command": "sha256sum data.txt | cut -d' ' -f1"}]
                 },
             ),
             Sample(
@@ -41,7 +41,7 @@ def agentic_dataset() -> MemoryDataset:
                 input="How many lines of app.log contain the word ERROR? Submit only the number.",
                 target=str(sum("ERROR" in line for line in _LOG.splitlines())),
                 files={"app.log": _LOG},
-                metadata={"solution": [{"tool": "bash", "cmd": "grep -c ERROR app.log"}]},
+                metadata={"solution": [{"tool": "bash", "command": "grep -c ERROR app.log"}]},
             ),
             Sample(
                 id="sum-of-squares",
@@ -66,5 +66,5 @@ def agentic_smoke() -> Task:
         solver=react(
             tools=[bash(timeout=TOOL_TIMEOUT_SECONDS), python(timeout=TOOL_TIMEOUT_SECONDS)]
         ),
-        scorer=match(location="exact"),
+        scorer=match(),
     )

@@ -1,0 +1,211 @@
+"""Per-sandbox cgroups: memory (swap included), process count and CPU rate.
+
+cgroup v2 is used where the process's own cgroup can delegate the memory and pids
+controllers to a child; otherwise cgroup v1 hierarchies (hybrid hosts such as ours). If
+neither can apply the limits, `create_cgroup` raises: the sandbox must not start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CPU_PERIOD_US = 100_000
+
+
+class CgroupUnavailableError(RuntimeError):
+    """No cgroup hierarchy can enforce the sandbox's limits here."""
+
+
+@dataclass(frozen=True)
+class CgroupLimits:
+    memory_bytes: int
+    pids: int
+    cpu_cores: float
+
+
+def _own_paths() -> dict[str, str]:
+    """Controller (or '' for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
+def _mounts() -> dict[str, Path]:
+    """Controller (or '' for the v2 hierarchy) -> mount point, from /proc/self/mountinfo."""
+    mounts: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        fstype, options = fields[separator + 1], fields[separator + 3].split(",")
+        mount_point = Path(fields[4])
+        if fstype == "cgroup2":
+            mounts.setdefault("", mount_point)
+        elif fstype == "cgroup":
+            for option in options:
+                mounts.setdefault(option, mount_point)
+    return mounts
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+class Cgroup:
+    """One sandbox's cgroup directories (one for v2, one per controller for v1)."""
+
+    def __init__(self, version: int, dirs: list[Path], memory_dir: Path, pids_dir: Path):
+        self.version = version
+        self.dirs = dirs
+        self._memory_dir = memory_dir
+        self._pids_dir = pids_dir
+
+    @property
+    def procs_files(self) -> list[Path]:
+        """Files a process writes its pid to, to join every controller of this cgroup."""
+        return [d / "cgroup.procs" for d in self.dirs]
+
+    def counters(self) -> dict[str, int]:
+        """Times the memory limit killed a process and the process limit refused a fork."""
+        if self.version == 2:
+            memory = _keyed(self._memory_dir / "memory.events")
+            return {
+                "oom_kill": memory.get("oom_kill", 0),
+                "pids_max": _keyed(self._pids_dir / "pids.events").get("max", 0),
+            }
+        oom = _keyed(self._memory_dir / "memory.oom_control").get("oom_kill", 0)
+        return {"oom_kill": oom, "pids_max": _keyed(self._pids_dir / "pids.events").get("max", 0)}
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for procs in self.procs_files:
+            try:
+                found |= {int(p) for p in procs.read_text().split()}
+            except FileNotFoundError:
+                pass
+        return found
+
+    def kill_all(self, attempts: int = 50) -> None:
+        """SIGKILL every process left in the cgroup, until it is empty."""
+        for _ in range(attempts):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError(f"processes {sorted(self.pids())} survived SIGKILL in {self.dirs}")
+
+    def remove(self) -> None:
+        self.kill_all()
+        for directory in self.dirs:
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # EBUSY while the last process is being reaped
+                    time.sleep(0.02)
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    values = {}
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if value.strip().isdigit():
+                values[key] = int(value)
+    except FileNotFoundError:
+        pass
+    return values
+
+
+def _create_v2(name: str, limits: CgroupLimits) -> Cgroup:
+    mount = _mounts().get("")
+    if mount is None:
+        raise CgroupUnavailableError("no cgroup v2 hierarchy is mounted")
+    parent = mount / _own_paths().get("", "/").lstrip("/")
+    available = set((parent / "cgroup.controllers").read_text().split())
+    missing = {"memory", "pids"} - available
+    if missing:
+        raise CgroupUnavailableError(
+            f"cgroup v2 at {parent} lacks the {', '.join(sorted(missing))} controller(s)"
+        )
+    enabled = set((parent / "cgroup.subtree_control").read_text().split())
+    wanted = {"memory", "pids"} | ({"cpu"} & available)
+    try:
+        if wanted - enabled:
+            _write(
+                parent / "cgroup.subtree_control",
+                " ".join(f"+{c}" for c in sorted(wanted - enabled)),
+            )
+        child = parent / name
+        child.mkdir()
+    except OSError as exc:
+        raise CgroupUnavailableError(
+            f"cannot create a cgroup v2 child of {parent}: {exc.strerror}"
+        ) from exc
+    try:
+        _write(child / "memory.max", str(limits.memory_bytes))
+        if (child / "memory.swap.max").exists():
+            _write(child / "memory.swap.max", "0")
+        _write(child / "pids.max", str(limits.pids))
+        if (child / "cpu.max").exists():
+            _write(child / "cpu.max", f"{int(limits.cpu_cores * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+    except OSError as exc:
+        child.rmdir()
+        raise CgroupUnavailableError(
+            f"cannot set cgroup v2 limits in {child}: {exc.strerror}"
+        ) from exc
+    return Cgroup(2, [child], child, child)
+
+
+def _create_v1(name: str, limits: CgroupLimits) -> Cgroup:
+    mounts, own = _mounts(), _own_paths()
+    missing = [c for c in ("memory", "pids") if c not in mounts]
+    if missing:
+        raise CgroupUnavailableError(f"no cgroup v1 {' or '.join(missing)} hierarchy is mounted")
+    dirs: dict[str, Path] = {}
+    try:
+        for controller in ("memory", "pids", "cpu"):
+            if controller not in mounts:
+                continue
+            directory = mounts[controller] / own.get(controller, "/").lstrip("/") / name
+            directory.mkdir()
+            dirs[controller] = directory
+        memory = dirs["memory"]
+        _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
+        if (memory / "memory.memsw.limit_in_bytes").exists():
+            _write(memory / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
+        _write(dirs["pids"] / "pids.max", str(limits.pids))
+        if "cpu" in dirs:
+            _write(dirs["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(dirs["cpu"] / "cpu.cfs_quota_us", str(int(limits.cpu_cores * CPU_PERIOD_US)))
+    except OSError as exc:
+        for directory in dirs.values():
+            directory.rmdir()
+        raise CgroupUnavailableError(
+            f"cannot create cgroup v1 limits: {exc.strerror} ({exc.filename})"
+        ) from exc
+    return Cgroup(1, list(dirs.values()), dirs["memory"], dirs["pids"])
+
+
+def create_cgroup(name: str, limits: CgroupLimits) -> Cgroup:
+    """A cgroup enforcing `limits`: v2 where it can delegate, else v1; raises if neither."""
+    problems = []
+    for create in (_create_v2, _create_v1):
+        try:
+            return create(name, limits)
+        except CgroupUnavailableError as exc:
+            problems.append(str(exc))
+    raise CgroupUnavailableError("; ".join(problems))

@@ -1,0 +1,362 @@
+"""`bwrap`: an Inspect sandbox environment that isolates tool calls with bubblewrap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, overload
+
+from inspect_ai.util import (
+    ExecResult,
+    OutputLimitExceededError,
+    SandboxEnvironment,
+    SandboxEnvironmentLimits,
+    SandboxUnavailableError,
+    SandboxUserUnsupportedError,
+    sandboxenv,
+)
+
+from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup
+from eval_pipelines.sandbox._command import (
+    SAFE_PATH,
+    SANDBOX_UID,
+    WORK_DIR,
+    ExecLimits,
+    bwrap_command,
+)
+from eval_pipelines.sandbox._host import SandboxSetupError, bwrap_path, require_host
+from eval_pipelines.sandbox._seccomp import filter_path
+from eval_pipelines.specs import SandboxSpec
+
+MB = 1 << 20
+# The exec wrapper (sh/prlimit/setpriv/bwrap and bwrap's init) counts against pids.max.
+WRAPPER_PROCESSES = 4
+HOST_UID_RANGE = (200_000, 1_000_000)
+ENTER_FAILED = 125
+
+_PASSWD = f"root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORK_DIR}:/bin/bash\n"
+_GROUP = f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\n"
+_HOSTS = "127.0.0.1 localhost sandbox\n::1 localhost\n"
+_WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
+_READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
+
+
+@dataclass
+class _Run:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    notes: list[str]
+
+
+class _Sandbox:
+    """One sample's sandbox on the host: its uid, work dir (tmpfs) and cgroup."""
+
+    def __init__(self, spec: SandboxSpec):
+        self.spec = spec
+        self.host_uid = HOST_UID_RANGE[0] + secrets.randbelow(HOST_UID_RANGE[1] - HOST_UID_RANGE[0])
+        self.root = Path(tempfile.mkdtemp(prefix="eval-sandbox-"))
+        self.work = self.root / "work"
+        self.cgroup: Cgroup | None = None
+        self._mounted = False
+        try:
+            self._create()
+        except Exception as exc:
+            self.destroy()
+            raise SandboxSetupError(f"cannot create the sandbox: {exc}") from exc
+
+    def _create(self) -> None:
+        self.root.chmod(0o711)  # the sandbox uid must reach its bind-mount sources
+        self.work.mkdir()
+        subprocess.run(
+            ["/usr/bin/mount", "-t", "tmpfs", "-o",
+             f"size={self.spec.disk_mb * MB},mode=0700,uid={self.host_uid},gid={self.host_uid},nosuid,nodev",
+             "eval-sandbox", str(self.work)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        self._mounted = True
+        self.etc = {}
+        for name, text in (
+            ("passwd", _PASSWD),
+            ("group", _GROUP),
+            ("hosts", _HOSTS),
+            ("hostname", "sandbox\n"),
+        ):
+            path = self.root / f"etc-{name}"
+            path.write_text(text)
+            path.chmod(0o644)
+            self.etc[f"/etc/{name}"] = path
+        self.cgroup = create_cgroup(
+            self.root.name,
+            CgroupLimits(
+                memory_bytes=self.spec.memory_mb * MB,
+                pids=self.spec.pids + WRAPPER_PROCESSES,
+                cpu_cores=self.spec.cpu,
+            ),
+        )
+
+    def destroy(self) -> None:
+        """Kill whatever is left, release the cgroup, unmount and delete the work dir."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        if self._mounted:
+            subprocess.run(
+                ["/usr/bin/umount", "--lazy", str(self.work)], check=False, capture_output=True
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def command(self, argv: list[str], cwd: str, env: dict[str, str], seccomp_fd: int) -> list[str]:
+        assert self.cgroup is not None
+        return bwrap_command(
+            bwrap=bwrap_path() or "bwrap",
+            host_uid=self.host_uid,
+            cgroup_procs=self.cgroup.procs_files,
+            limits=ExecLimits(
+                cpu_seconds=self.spec.cpu_seconds,
+                file_bytes=self.spec.disk_mb * MB,
+                processes=self.spec.pids + WRAPPER_PROCESSES,
+                tmp_bytes=self.spec.disk_mb * MB,
+            ),
+            work_dir=self.work,
+            etc_overrides=self.etc,
+            seccomp_fd=seccomp_fd,
+            command=argv,
+            cwd=cwd,
+            env=env,
+        )
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        input: bytes | None,
+        cwd: str,
+        env: dict[str, str],
+        timeout: int,
+        output_limit: int,
+    ) -> _Run:
+        """Run argv in the sandbox; kill everything on timeout or output flood."""
+        assert self.cgroup is not None
+        before = self.cgroup.counters()
+        seccomp_fd = os.open(filter_path(), os.O_RDONLY)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command(argv, cwd, env, seccomp_fd),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(seccomp_fd,),
+                start_new_session=True,
+                cwd="/",
+                env={"PATH": SAFE_PATH},  # the host's environment (API keys) stays out
+            )
+        finally:
+            os.close(seccomp_fd)
+        flooded: list[str] = []
+
+        async def feed() -> None:
+            assert process.stdin is not None
+            try:
+                if input:
+                    process.stdin.write(input)
+                    await process.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            finally:
+                process.stdin.close()
+
+        async def collect(stream: asyncio.StreamReader | None, name: str) -> bytes:
+            assert stream is not None
+            data = bytearray()
+            while chunk := await stream.read(65536):
+                if len(data) + len(chunk) > output_limit:
+                    data += chunk[: output_limit - len(data)]
+                    flooded.append(name)
+                    self._kill(process)
+                    break
+                data += chunk
+            return bytes(data)
+
+        try:
+            _, stdout, stderr = await asyncio.wait_for(
+                asyncio.gather(
+                    feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
+                ),
+                timeout,
+            )
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            self._kill(process)
+            raise TimeoutError(
+                f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
+                "all of its processes"
+            ) from None
+        finally:
+            self._kill(process)
+        if flooded:
+            raise OutputLimitExceededError(
+                f"{output_limit} bytes",
+                truncated_output=(stdout if "stdout" in flooded else stderr).decode(
+                    errors="replace"
+                ),
+            )
+        return _Run(process.returncode or 0, stdout, stderr, self._notes(before))
+
+    def _kill(self, process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert self.cgroup is not None
+        self.cgroup.kill_all()
+
+    def _notes(self, before: dict[str, int]) -> list[str]:
+        """Limits hit during the exec, so blocked attempts show in the transcript."""
+        assert self.cgroup is not None
+        after = self.cgroup.counters()
+        notes = []
+        if after["oom_kill"] > before["oom_kill"]:
+            notes.append(
+                f"[sandbox] memory limit ({self.spec.memory_mb} MB) reached: process killed"
+            )
+        if after["pids_max"] > before["pids_max"]:
+            notes.append(f"[sandbox] process limit ({self.spec.pids}) reached: fork refused")
+        return notes
+
+
+def _spec(config: Any) -> SandboxSpec:
+    if isinstance(config, SandboxSpec):
+        return config
+    if config is None:
+        return SandboxSpec()
+    raise SandboxSetupError(
+        f"the bwrap sandbox takes a SandboxSpec config, not {type(config).__name__}"
+    )
+
+
+@sandboxenv(name="bwrap")
+class BwrapSandboxEnvironment(SandboxEnvironment):
+    """Each tool call runs in fresh bubblewrap namespaces as the sample's own host uid."""
+
+    def __init__(self, sandbox: _Sandbox):
+        super().__init__()
+        self._sandbox = sandbox
+
+    @classmethod
+    def config_deserialize(cls, config: dict[str, Any]) -> SandboxSpec:
+        return SandboxSpec(**config)
+
+    @classmethod
+    def default_concurrency(cls) -> int | None:
+        return 4 * (os.cpu_count() or 1)
+
+    @classmethod
+    async def task_init(cls, task_name: str, config: Any) -> None:
+        require_host()
+
+    @classmethod
+    async def sample_init(
+        cls, task_name: str, config: Any, metadata: dict[str, str]
+    ) -> dict[str, SandboxEnvironment]:
+        require_host()
+        sandbox = await asyncio.to_thread(_Sandbox, _spec(config))
+        return {"default": cls(sandbox)}
+
+    @classmethod
+    async def sample_cleanup(
+        cls,
+        task_name: str,
+        config: Any,
+        environments: dict[str, SandboxEnvironment],
+        interrupted: bool,
+    ) -> None:
+        for environment in environments.values():
+            await asyncio.to_thread(environment.as_type(cls)._sandbox.destroy)
+
+    def _cwd(self, cwd: str | None) -> str:
+        if cwd is None:
+            return WORK_DIR
+        return cwd if cwd.startswith("/") else f"{WORK_DIR}/{cwd}"
+
+    async def exec(
+        self,
+        cmd: list[str],
+        input: str | bytes | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: int | None = None,
+        timeout_retry: bool = True,
+        concurrency: bool = True,
+    ) -> ExecResult[str]:
+        if user not in (None, "sandbox", str(SANDBOX_UID)):
+            raise SandboxUserUnsupportedError(
+                f"the bwrap sandbox runs only as its own user, not {user!r}"
+            )
+        spec = self._sandbox.spec
+        run = await self._sandbox.run(
+            cmd,
+            input=input.encode() if isinstance(input, str) else input,
+            cwd=self._cwd(cwd),
+            env=env or {},
+            timeout=min(timeout or spec.timeout_seconds, spec.timeout_seconds),
+            output_limit=min(spec.output_kb * 1024, SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE),
+        )
+        if run.returncode == ENTER_FAILED and not run.stdout:
+            raise SandboxUnavailableError(
+                f"the sandbox could not join its cgroup: {run.stderr.decode(errors='replace')}"
+            )
+        stderr = run.stderr.decode(errors="replace")
+        if run.notes:
+            stderr = "\n".join([stderr.rstrip("\n"), *run.notes]).lstrip("\n")
+        return ExecResult(
+            success=run.returncode == 0,
+            returncode=run.returncode,
+            stdout=run.stdout.decode(errors="replace"),
+            stderr=stderr,
+        )
+
+    async def write_file(self, file: str, contents: str | bytes) -> None:
+        # Through the sandbox, never on the host: the work dir is the agent's, and a
+        # symlink it planted must not make a root-owned host process write elsewhere.
+        run = await self._sandbox.run(
+            ["/bin/sh", "-c", _WRITE, "write", file],
+            input=contents.encode() if isinstance(contents, str) else contents,
+            cwd=WORK_DIR, env={}, timeout=self._sandbox.spec.timeout_seconds,
+            output_limit=64 * 1024,
+        )  # fmt: skip
+        if run.returncode != 0:
+            message = run.stderr.decode(errors="replace").strip()
+            if "Is a directory" in message:
+                raise IsADirectoryError(message)
+            raise PermissionError(f"cannot write {file} in the sandbox: {message}")
+
+    @overload
+    async def read_file(self, file: str, text: Literal[True] = True) -> str: ...
+
+    @overload
+    async def read_file(self, file: str, text: Literal[False]) -> bytes: ...
+
+    async def read_file(self, file: str, text: bool = True) -> str | bytes:
+        run = await self._sandbox.run(
+            ["/bin/sh", "-c", _READ, "read", file],
+            input=None, cwd=WORK_DIR, env={}, timeout=self._sandbox.spec.timeout_seconds,
+            output_limit=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE,
+        )  # fmt: skip
+        if run.returncode == 3:
+            raise FileNotFoundError(file)
+        if run.returncode == 4:
+            raise IsADirectoryError(file)
+        if run.returncode != 0:
+            raise PermissionError(
+                f"cannot read {file} in the sandbox: {run.stderr.decode(errors='replace').strip()}"
+            )
+        return run.stdout.decode() if text else run.stdout
