@@ -68,7 +68,8 @@ def bwrap_command(
     enter = [SH, "-c", _ENTER, "sandbox-enter", *map(str, cgroup_procs), "--"]
     rlimits = [
         PRLIMIT,
-        f"--cpu={limits.cpu_seconds}",
+        # SIGXCPU at the soft limit (the shell says "CPU time limit exceeded"), SIGKILL 1 s on.
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
         f"--fsize={limits.file_bytes}",
         f"--nproc={limits.processes}",
         "--core=0",

@@ -179,43 +179,53 @@ class _Sandbox:
                 if len(data) + len(chunk) > output_limit:
                     data += chunk[: output_limit - len(data)]
                     flooded.append(name)
-                    self._kill(process)
+                    self._kill_sandboxed(process)
                     break
                 data += chunk
             return bytes(data)
 
         try:
             _, stdout, stderr = await asyncio.wait_for(
-                asyncio.gather(
-                    feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
-                ),
+                asyncio.gather(feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")),
                 timeout,
             )
-            await asyncio.wait_for(process.wait(), 10)
         except TimeoutError:
-            self._kill(process)
             raise TimeoutError(
                 f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
                 "all of its processes"
             ) from None
         finally:
-            self._kill(process)
+            await self._stop(process)
         if flooded:
             raise OutputLimitExceededError(
                 f"{output_limit} bytes",
-                truncated_output=(stdout if "stdout" in flooded else stderr).decode(
-                    errors="replace"
-                ),
+                truncated_output=(stdout if "stdout" in flooded else stderr).decode(errors="replace"),
             )
         return _Run(process.returncode or 0, stdout, stderr, self._notes(before))
 
-    def _kill(self, process: asyncio.subprocess.Process) -> None:
-        if process.returncode is None:
+    def _kill_sandboxed(self, process: asyncio.subprocess.Process) -> None:
+        """SIGKILL what runs inside the sandbox, but not bwrap outside it.
+
+        bwrap then reaps its child and exits by itself; killing bwrap first would orphan
+        the sandboxed processes to the host's init as zombies.
+        """
+        assert self.cgroup is not None
+        for pid in self.cgroup.pids() - {process.pid}:
             try:
-                os.killpg(process.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    async def _stop(self, process: asyncio.subprocess.Process) -> None:
+        """Make sure the exec and everything it started are gone (and reaped)."""
         assert self.cgroup is not None
+        if process.returncode is None:
+            self._kill_sandboxed(process)
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
         self.cgroup.kill_all()
 
     def _notes(self, before: dict[str, int]) -> list[str]:

@@ -1,0 +1,32 @@
+"""Helpers for tests that need a host able to run bubblewrap sandboxes."""
+
+import os
+import subprocess
+
+import pytest
+
+from eval_pipelines.sandbox import host_problems
+from eval_pipelines.sandbox._environment import HOST_UID_RANGE
+
+
+def require_sandbox_host() -> None:
+    """Skip on a workstation that cannot isolate; in CI (root, bubblewrap installed) fail."""
+    problems = host_problems()
+    if problems:
+        message = "host cannot run bwrap sandboxes:\n" + "\n".join(problems)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def sandbox_processes() -> list[str]:
+    """Host processes running as a sandbox uid (there should be none between samples)."""
+    lines = subprocess.run(["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True, check=True).stdout
+    return [line for line in lines.splitlines() if HOST_UID_RANGE[0] <= int(line.split()[0]) < HOST_UID_RANGE[1]]
+
+
+def leftover_sandbox_dirs() -> list[str]:
+    import tempfile
+    from pathlib import Path
+
+    return [str(p) for p in Path(tempfile.gettempdir()).glob("eval-sandbox-*") if p.is_dir()]
