@@ -1,0 +1,250 @@
+"""The bwrap sandbox called directly, for what needs host-side setup to check."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from inspect_ai.util import OutputLimitExceededError
+
+from eval_pipelines.sandbox import BwrapSandboxEnvironment, host_problems
+from eval_pipelines.specs import SandboxSpec
+from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
+
+TIGHT = SandboxSpec(
+    memory_mb=512, pids=48, disk_mb=8, timeout_seconds=6, cpu_seconds=2, output_kb=64
+)
+
+
+class Sandbox:
+    """A sample's sandbox driven synchronously from a test."""
+
+    def __init__(self, spec: SandboxSpec):
+        self.loop = asyncio.new_event_loop()
+        self.environments = self.loop.run_until_complete(
+            BwrapSandboxEnvironment.sample_init("test", spec, {})
+        )
+        self.env = self.environments["default"]
+
+    def sh(self, script: str, timeout: int = 30):
+        return self.loop.run_until_complete(self.env.exec(["bash", "-c", script], timeout=timeout))
+
+    def call(self, coroutine):
+        return self.loop.run_until_complete(coroutine)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(
+            BwrapSandboxEnvironment.sample_cleanup("test", None, self.environments, False)
+        )
+        self.loop.close()
+
+
+@pytest.fixture
+def sandbox():
+    require_sandbox_host()
+    box = Sandbox(TIGHT)
+    yield box
+    box.close()
+
+
+class Listener:
+    """A host TCP or UDP server that records whether anything reached it."""
+
+    def __init__(self, kind: int, host: str):
+        self.sock = socket.socket(socket.AF_INET, kind)
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+        self.reached = threading.Event()
+        if kind == socket.SOCK_STREAM:
+            self.sock.listen()
+        self.sock.settimeout(0.2)
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                if self.sock.type == socket.SOCK_STREAM:
+                    self.sock.accept()[0].close()
+                else:
+                    self.sock.recvfrom(64)
+                self.reached.set()
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.sock.close()
+
+
+def host_ip() -> str:
+    """An address of this machine other than loopback (the sandbox's 'outside')."""
+    for address in subprocess.run(
+        ["hostname", "-I"], capture_output=True, text=True
+    ).stdout.split():
+        if ":" not in address:
+            return address
+    pytest.skip("this machine has no non-loopback IPv4 address")
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM], ids=["tcp", "udp"])
+@pytest.mark.parametrize("where", ["loopback", "host-ip"])
+def test_host_services_are_unreachable(sandbox, kind, where):
+    address = "127.0.0.1" if where == "loopback" else host_ip()
+    listener = Listener(kind, address)
+    try:
+        verb = (
+            "create_connection((a, p), timeout=2)"
+            if kind == socket.SOCK_STREAM
+            else ("socket(AF_INET, SOCK_DGRAM).sendto(b'x', (a, p))")
+        )
+        result = sandbox.sh(
+            f"python3 -c \"from socket import *; a, p = '{address}', {listener.port}; {verb}\""
+        )
+        if kind == socket.SOCK_STREAM:
+            assert result.returncode != 0
+            assert (
+                "Connection refused" in result.stderr or "Network is unreachable" in result.stderr
+            )
+        else:
+            assert "Network is unreachable" in result.stderr or result.returncode == 0
+        assert not listener.reached.wait(1.0), "a packet from the sandbox reached the host"
+    finally:
+        listener.close()
+
+
+def test_host_unix_sockets_are_unreachable(sandbox, tmp_path: Path):
+    path = tmp_path / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind(b"\0eval-sandbox-test")
+    try:
+        server.listen()
+        abstract.listen()
+        result = sandbox.sh(
+            "python3 -c \"import socket\nfor a in ['%s', '\\0eval-sandbox-test']:\n"
+            "    try: socket.socket(socket.AF_UNIX).connect(a); print('CONNECTED', repr(a))\n"
+            "    except OSError as e: print('refused', e)\"" % path
+        )
+        assert "CONNECTED" not in result.stdout
+        assert [line.split()[0] for line in result.stdout.splitlines()] == ["refused", "refused"]
+    finally:
+        server.close()
+        abstract.close()
+
+
+def test_planted_secrets_and_host_environment_are_invisible(sandbox, monkeypatch, tmp_path: Path):
+    secret = tmp_path / "planted-secret.txt"
+    secret.write_text("TOP-SECRET-VALUE")
+    secret.chmod(0o644)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-host-only")
+    result = sandbox.sh(
+        f"cat {secret}; ls /root /home /var; env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'"
+    )
+    everything = result.stdout + result.stderr
+    assert "TOP-SECRET-VALUE" not in everything and "No such file" in everything
+    assert "sk-ant-host-only" not in everything and "ANTHROPIC_API_KEY" not in everything
+
+
+def test_writes_stay_in_the_sandbox(sandbox, tmp_path: Path):
+    marker = f"/tmp/eval-sandbox-escape-{os.getpid()}"
+    result = sandbox.sh(
+        f"echo x > {marker} && echo wrote-tmp; echo x > /etc/evil; echo x > /usr/evil"
+    )
+    assert "wrote-tmp" in result.stdout  # the sandbox has its own /tmp ...
+    assert not Path(marker).exists()  # ... which is not the host's
+    assert result.stderr.count("Read-only file system") == 2
+
+
+def test_file_io_follows_no_planted_symlink_onto_the_host(sandbox, tmp_path: Path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("host content")
+    victim.chmod(0o666)
+    sandbox.sh(f"ln -s {victim} link.txt")
+    with pytest.raises(PermissionError):  # the link's target does not exist in the sandbox
+        sandbox.call(sandbox.env.write_file("link.txt", "overwritten by the agent"))
+    assert victim.read_text() == "host content"
+    sandbox.sh("rm -f link.txt; ln -s /etc/shadow shadow.txt")
+    with pytest.raises(PermissionError):
+        sandbox.call(sandbox.env.read_file("shadow.txt"))
+
+
+def test_files_round_trip_and_missing_files_raise(sandbox):
+    sandbox.call(sandbox.env.write_file("a/b/data.bin", b"\x00\x01binary\r\n"))
+    assert sandbox.call(sandbox.env.read_file("a/b/data.bin", text=False)) == b"\x00\x01binary\r\n"
+    with pytest.raises(FileNotFoundError):
+        sandbox.call(sandbox.env.read_file("nope.txt"))
+    with pytest.raises(IsADirectoryError):
+        sandbox.call(sandbox.env.read_file("a"))
+
+
+def test_limits_hold_and_say_so(sandbox):
+    disk = sandbox.sh("head -c 64M /dev/zero > fill; echo exit=$?")
+    assert "No space left on device" in disk.stderr or "File size limit exceeded" in disk.stderr
+    forks = sandbox.sh("for i in $(seq 200); do sleep 5 & done; wait")
+    assert "Resource temporarily unavailable" in forks.stderr
+    spin = sandbox.sh("python3 -c 'while True: pass'")
+    assert "CPU time limit exceeded" in spin.stderr or spin.returncode in (152, 137)
+    with pytest.raises(OutputLimitExceededError):
+        sandbox.sh("yes")
+    with pytest.raises(TimeoutError, match="wall-time limit of 6s"):
+        sandbox.sh("sleep 60")
+    assert sandbox.sh("echo still-usable").stdout == "still-usable\n"
+
+
+def test_no_process_outlives_its_tool_call_or_the_sample():
+    require_sandbox_host()
+    box = Sandbox(TIGHT)
+    box.sh("setsid sleep 300 & nohup sleep 300 >/dev/null 2>&1 &")
+    assert sandbox_processes() == []
+    assert "sleep" not in box.sh("ps -e -o comm").stdout
+    box.close()
+    assert sandbox_processes() == []
+    assert leftover_sandbox_dirs() == []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert "eval-sandbox" not in mounts
+
+
+def test_host_problems_say_how_to_fix(monkeypatch):
+    host_problems.cache_clear()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    try:
+        problems = "\n".join(host_problems())
+        assert "needs root" in problems
+    finally:
+        host_problems.cache_clear()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hiding bwrap needs a private mount namespace (root)")
+def test_without_bubblewrap_sandboxed_tasks_fail_closed(tmp_path: Path):
+    """bubblewrap really absent: /usr/bin/bwrap masked in a private mount namespace."""
+    evalctl = Path(sys.executable).parent / "evalctl"
+    script = f"mount --bind /dev/null {host_bwrap()} && exec {evalctl} run --model reference --suite agentic-smoke"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "bubblewrap is not installed: apt-get install bubblewrap" in result.stderr
+    assert "never fall back to Inspect's unisolated 'local' sandbox" in result.stderr
+    assert not (tmp_path / "home" / "artifacts").exists()
+
+
+def host_bwrap() -> str:
+    from eval_pipelines.sandbox._host import bwrap_path
+
+    path = bwrap_path()
+    if path is None:
+        pytest.skip("bubblewrap is not installed here at all")
+    return path
