@@ -11,6 +11,7 @@ from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
 from assets.leaderboard import leaderboard
 from eval_pipelines.catalog import Catalog
+from eval_pipelines.executors import executor_from_env
 from eval_pipelines.jobs import (
     EVALUATION_JOB,
     LEADERBOARD_JOB,
@@ -42,6 +43,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         jobs=[build_evaluation_job(evaluation), leaderboard_job],
         sensors=[model_catalog_sensor],
         resources={**resources_for(), **(resources or {})},
+        executor=executor_from_env(),
     )
 
 

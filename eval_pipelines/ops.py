@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from eval_pipelines import inspect_bridge
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.inspect_bridge import SampleRow, TaskScore
+from eval_pipelines.k8s import op_k8s_tags
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.versions import code_version, runtime_versions
@@ -114,7 +115,7 @@ def _mapping_key(task_name: str) -> str:
 
 @op(
     out={"evaluation": Out(PreparedEvaluation), "tasks": DynamicOut(TaskPlan)},
-    tags={"stage": "prepare"},
+    tags={**op_k8s_tags("prepare"), "stage": "prepare"},
 )
 def prepare_evaluation(
     context: OpExecutionContext, config: EvaluationConfig, sandbox: SandboxBackend
@@ -150,7 +151,7 @@ def prepare_evaluation(
         )
 
 
-@op(tags={"stage": "run-task"})
+@op(tags={**op_k8s_tags("run-task"), "stage": "run-task"})
 def run_eval_task(
     context: OpExecutionContext, plan: TaskPlan, artifacts: ArtifactStore, sandbox: SandboxBackend
 ) -> TaskRunResult:
@@ -220,7 +221,7 @@ def _markdown_table(rows: list[dict], columns: list[str]) -> str:
         "sample_results": Out(list),
         "task_scores": Out(dict),
     },
-    tags={"stage": "publish"},
+    tags={**op_k8s_tags("publish"), "stage": "publish"},
 )
 def publish_results(
     context: OpExecutionContext,

@@ -129,9 +129,9 @@ def test_host_unix_sockets_are_unreachable(sandbox, tmp_path: Path):
         server.listen()
         abstract.listen()
         result = sandbox.sh(
-            "python3 -c \"import socket\nfor a in ['%s', '\\0eval-sandbox-test']:\n"
+            f"python3 -c \"import socket\nfor a in ['{path}', '\\0eval-sandbox-test']:\n"
             "    try: socket.socket(socket.AF_UNIX).connect(a); print('CONNECTED', repr(a))\n"
-            "    except OSError as e: print('refused', e)\"" % path
+            "    except OSError as e: print('refused', e)\""
         )
         assert "CONNECTED" not in result.stdout
         assert [line.split()[0] for line in result.stdout.splitlines()] == ["refused", "refused"]
