@@ -25,6 +25,7 @@ ui: setup
 
 bench: setup
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/sandbox.py
 
 lint: setup
 	$(BIN)/ruff check .
