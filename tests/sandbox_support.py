@@ -21,8 +21,14 @@ def require_sandbox_host() -> None:
 
 def sandbox_processes() -> list[str]:
     """Host processes running as a sandbox uid (there should be none between samples)."""
-    lines = subprocess.run(["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True, check=True).stdout
-    return [line for line in lines.splitlines() if HOST_UID_RANGE[0] <= int(line.split()[0]) < HOST_UID_RANGE[1]]
+    lines = subprocess.run(
+        ["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line
+        for line in lines.splitlines()
+        if HOST_UID_RANGE[0] <= int(line.split()[0]) < HOST_UID_RANGE[1]
+    ]
 
 
 def leftover_sandbox_dirs() -> list[str]:

@@ -57,8 +57,12 @@ def battery_log(tmp_path_factory):
         env.delenv("EVAL_DEPLOYMENT", raising=False)
         with DagsterInstance.get() as instance:
             instance.add_dynamic_partitions("models", ["red-team"])
-            result = build_definitions().resolve_job_def("evaluate").execute_in_process(
-                instance=instance, partition_key=partition_key("red-team", "red-team-battery")
+            result = (
+                build_definitions()
+                .resolve_job_def("evaluate")
+                .execute_in_process(
+                    instance=instance, partition_key=partition_key("red-team", "red-team-battery")
+                )
             )
             assert result.success
             uri = result.output_for_node("evaluation", "eval_logs")["escape-attempts"]["uri"]
@@ -84,7 +88,9 @@ def test_every_attempt_is_blocked_and_visible(battery_log):
     for name, output in outputs.items():
         # At a line start: a shell's "Killed ... print('ESCAPED:...')" echo is not success.
         assert not re.search(r"(?m)^ESCAPED:", output), f"{name} got through:\n{output}"
-        assert re.search(EVIDENCE[name], output), f"{name}: no evidence of blocking in:\n{output[-800:]}"
+        assert re.search(EVIDENCE[name], output), (
+            f"{name}: no evidence of blocking in:\n{output[-800:]}"
+        )
 
 
 def test_host_secrets_never_reach_the_sandbox(battery_log):

@@ -248,3 +248,15 @@ def host_bwrap() -> str:
     if path is None:
         pytest.skip("bubblewrap is not installed here at all")
     return path
+
+
+def test_cancelled_tool_call_leaves_nothing_running(sandbox):
+    """Inspect cancels tool calls when a sample hits its time limit."""
+    task = sandbox.loop.create_task(sandbox.env.exec(["sleep", "60"], timeout=30))
+    sandbox.loop.run_until_complete(asyncio.sleep(0.5))
+    assert sandbox_processes() != []
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        sandbox.loop.run_until_complete(task)
+    assert sandbox_processes() == []
+    assert sandbox.sh("echo alive").stdout == "alive\n"

@@ -32,7 +32,7 @@ from eval_pipelines.sandbox._command import (
     bwrap_command,
 )
 from eval_pipelines.sandbox._host import SandboxSetupError, bwrap_path, require_host
-from eval_pipelines.sandbox._seccomp import filter_path
+from eval_pipelines.sandbox._seccomp import filter_fd
 from eval_pipelines.specs import SandboxSpec
 
 MB = 1 << 20
@@ -145,7 +145,7 @@ class _Sandbox:
         """Run argv in the sandbox; kill everything on timeout or output flood."""
         assert self.cgroup is not None
         before = self.cgroup.counters()
-        seccomp_fd = os.open(filter_path(), os.O_RDONLY)
+        seccomp_fd = filter_fd()
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.command(argv, cwd, env, seccomp_fd),
@@ -185,10 +185,12 @@ class _Sandbox:
             return bytes(data)
 
         try:
-            _, stdout, stderr = await asyncio.wait_for(
-                asyncio.gather(feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")),
-                timeout,
-            )
+            # asyncio.timeout, not wait_for: a cancelled tool call (Inspect's time limits)
+            # must not leave a gather future behind with an unretrieved CancelledError.
+            async with asyncio.timeout(timeout):
+                _, stdout, stderr = await asyncio.gather(
+                    feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
+                )
         except TimeoutError:
             raise TimeoutError(
                 f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
@@ -199,7 +201,9 @@ class _Sandbox:
         if flooded:
             raise OutputLimitExceededError(
                 f"{output_limit} bytes",
-                truncated_output=(stdout if "stdout" in flooded else stderr).decode(errors="replace"),
+                truncated_output=(stdout if "stdout" in flooded else stderr).decode(
+                    errors="replace"
+                ),
             )
         return _Run(process.returncode or 0, stdout, stderr, self._notes(before))
 

@@ -9,7 +9,7 @@ from functools import cache
 
 from eval_pipelines.sandbox._cgroups import CgroupLimits, CgroupUnavailableError, create_cgroup
 from eval_pipelines.sandbox._command import PRLIMIT, SETPRIV
-from eval_pipelines.sandbox._seccomp import SeccompUnavailableError, filter_path
+from eval_pipelines.sandbox._seccomp import SeccompUnavailableError, filter_bpf
 
 PROBE_UID = 65533
 
@@ -45,7 +45,7 @@ def host_problems() -> tuple[str, ...]:
         if not os.access(tool, os.X_OK):
             problems.append(f"{tool} is missing: apt-get install {package}")
     try:
-        filter_path()
+        filter_bpf()
     except SeccompUnavailableError as exc:
         problems.append(str(exc))
     if not problems:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from functools import cache
-from pathlib import Path
 
 DENIED_SYSCALLS: tuple[str, ...] = (
     # namespaces, mounts, root changes
@@ -48,8 +46,8 @@ class SeccompUnavailableError(RuntimeError):
 
 
 @cache
-def filter_path() -> Path:
-    """Path of the compiled BPF filter (built on first use, read-only afterwards)."""
+def filter_bpf() -> bytes:
+    """The compiled BPF program (built once per process)."""
     try:
         import pyseccomp as seccomp
 
@@ -60,19 +58,27 @@ def filter_path() -> Path:
             except (RuntimeError, ValueError, OSError):
                 continue  # not a syscall on this architecture
         # clone() creating namespaces; clone3 hides its flags in memory, so refuse it and
-        # let libc fall back to clone(), which the rule above can inspect.
+        # let libc fall back to clone(), which these rules can inspect.
         for flag in CLONE_NAMESPACE_FLAGS:
             rules.add_rule(
                 seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag)
             )
         rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+        fd = os.memfd_create("seccomp-export")
+        with os.fdopen(fd, "w+b") as exported:
+            rules.export_bpf(exported)
+            exported.seek(0)
+            return exported.read()
     except (ImportError, OSError, RuntimeError) as exc:
         raise SeccompUnavailableError(
             f"cannot build the seccomp filter ({exc}); install libseccomp2 (Debian: "
             "apt-get install libseccomp2)"
         ) from exc
-    fd, name = tempfile.mkstemp(prefix="eval-sandbox-", suffix=".bpf")
-    with os.fdopen(fd, "wb") as handle:
-        rules.export_bpf(handle)
-    os.chmod(name, 0o444)
-    return Path(name)
+
+
+def filter_fd() -> int:
+    """A fresh in-memory file holding the filter, for bwrap's `--seccomp FD` (caller closes)."""
+    fd = os.memfd_create("eval-sandbox-seccomp")
+    os.write(fd, filter_bpf())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
