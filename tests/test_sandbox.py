@@ -1,11 +1,13 @@
 """The bwrap sandbox called directly, for what needs host-side setup to check."""
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +262,43 @@ def test_cancelled_tool_call_leaves_nothing_running(sandbox):
         sandbox.loop.run_until_complete(task)
     assert sandbox_processes() == []
     assert sandbox.sh("echo alive").stdout == "alive\n"
+
+
+OWNER_DIES = """
+import asyncio, sys
+from eval_pipelines.sandbox import BwrapSandboxEnvironment
+from eval_pipelines.specs import SandboxSpec
+
+async def main():
+    envs = await BwrapSandboxEnvironment.sample_init("test", SandboxSpec(), {})
+    print(envs["default"]._sandbox.root, flush=True)
+    await envs["default"].exec(["sleep", "300"], timeout=300)
+
+asyncio.run(main())
+"""
+
+
+def test_sandboxes_of_a_killed_process_are_reaped(tmp_path: Path):
+    """kill -9 of the op process: its sandbox dies with it, the next task reaps the rest."""
+    require_sandbox_host()
+    from eval_pipelines.sandbox._environment import reap_stale_sandboxes
+
+    owner = subprocess.Popen([sys.executable, "-c", OWNER_DIES], stdout=subprocess.PIPE, text=True)
+    root = Path(owner.stdout.readline().strip())
+    deadline = time.monotonic() + 10
+    while not sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes(), "the sandboxed sleep never started"
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 5
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes() == []  # parent-death signal took the sandbox down
+    assert root.exists() and str(root / "work") in Path("/proc/self/mountinfo").read_text()
+    cgroups = json.loads((root / "owner.json").read_text())["cgroups"]
+
+    assert root in reap_stale_sandboxes()
+    assert not root.exists()
+    assert str(root / "work") not in Path("/proc/self/mountinfo").read_text()
+    assert not any(Path(d).exists() for d in cgroups)

@@ -83,39 +83,52 @@ class Cgroup:
         return {"oom_kill": oom, "pids_max": _keyed(self._pids_dir / "pids.events").get("max", 0)}
 
     def pids(self) -> set[int]:
-        found: set[int] = set()
-        for procs in self.procs_files:
-            try:
-                found |= {int(p) for p in procs.read_text().split()}
-            except FileNotFoundError:
-                pass
-        return found
+        return cgroup_pids(self.dirs)
 
-    def kill_all(self, attempts: int = 50) -> None:
-        """SIGKILL every process left in the cgroup, until it is empty."""
-        for _ in range(attempts):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
-        raise RuntimeError(f"processes {sorted(self.pids())} survived SIGKILL in {self.dirs}")
+    def kill_all(self) -> None:
+        kill_cgroup(self.dirs)
 
     def remove(self) -> None:
-        self.kill_all()
-        for directory in self.dirs:
-            for _ in range(50):
-                try:
-                    directory.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:  # EBUSY while the last process is being reaped
-                    time.sleep(0.02)
+        remove_cgroup(self.dirs)
+
+
+def cgroup_pids(dirs: list[Path]) -> set[int]:
+    found: set[int] = set()
+    for directory in dirs:
+        try:
+            found |= {int(p) for p in (directory / "cgroup.procs").read_text().split()}
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def kill_cgroup(dirs: list[Path], attempts: int = 50) -> None:
+    """SIGKILL every process in the cgroup until it is empty."""
+    for _ in range(attempts):
+        pids = cgroup_pids(dirs)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    raise RuntimeError(f"processes {sorted(cgroup_pids(dirs))} survived SIGKILL in {dirs}")
+
+
+def remove_cgroup(dirs: list[Path]) -> None:
+    """Kill what is left and delete the cgroup's directories."""
+    kill_cgroup(dirs)
+    for directory in dirs:
+        for _ in range(50):
+            try:
+                directory.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:  # EBUSY while the last process is being reaped
+                time.sleep(0.02)
 
 
 def _keyed(path: Path) -> dict[str, int]:

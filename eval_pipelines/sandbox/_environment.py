@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -23,7 +25,7 @@ from inspect_ai.util import (
     sandboxenv,
 )
 
-from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup
+from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup, remove_cgroup
 from eval_pipelines.sandbox._command import (
     SAFE_PATH,
     SANDBOX_UID,
@@ -65,7 +67,6 @@ class _Sandbox:
         self.root = Path(tempfile.mkdtemp(prefix="eval-sandbox-"))
         self.work = self.root / "work"
         self.cgroup: Cgroup | None = None
-        self._mounted = False
         try:
             self._create()
         except Exception as exc:
@@ -81,7 +82,6 @@ class _Sandbox:
              "eval-sandbox", str(self.work)],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
-        self._mounted = True
         self.etc = {}
         for name, text in (
             ("passwd", _PASSWD),
@@ -101,16 +101,16 @@ class _Sandbox:
                 cpu_cores=self.spec.cpu,
             ),
         )
+        owner = {
+            "pid": os.getpid(),
+            "start": _start_time(os.getpid()),
+            "cgroups": [str(d) for d in self.cgroup.dirs],
+        }
+        (self.root / OWNER_FILE).write_text(json.dumps(owner))
 
     def destroy(self) -> None:
         """Kill whatever is left, release the cgroup, unmount and delete the work dir."""
-        if self.cgroup is not None:
-            self.cgroup.remove()
-        if self._mounted:
-            subprocess.run(
-                ["/usr/bin/umount", "--lazy", str(self.work)], check=False, capture_output=True
-            )
-        shutil.rmtree(self.root, ignore_errors=True)
+        _teardown(self.root, self.cgroup.dirs if self.cgroup else [])
 
     def command(self, argv: list[str], cwd: str, env: dict[str, str], seccomp_fd: int) -> list[str]:
         assert self.cgroup is not None
@@ -246,6 +246,50 @@ class _Sandbox:
         return notes
 
 
+OWNER_FILE = "owner.json"
+# A sandbox folder without an owner record this old was abandoned mid-creation.
+ABANDONED_AFTER_SECONDS = 600
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat): tells a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+def _teardown(root: Path, cgroup_dirs: list[Path]) -> None:
+    remove_cgroup(cgroup_dirs)
+    work = root / "work"
+    if f" {work} " in Path("/proc/self/mountinfo").read_text():
+        subprocess.run(["/usr/bin/umount", "--lazy", str(work)], check=False, capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def reap_stale_sandboxes() -> list[Path]:
+    """Tear down sandboxes whose owning process died without cleaning up (kill -9, OOM).
+
+    Their processes died with them (bwrap's parent-death signal); their cgroups, tmpfs
+    mounts and folders would otherwise stay behind.
+    """
+    reaped = []
+    for root in Path(tempfile.gettempdir()).glob("eval-sandbox-*"):
+        if not root.is_dir():
+            continue
+        try:
+            owner = json.loads((root / OWNER_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            if time.time() - root.stat().st_mtime < ABANDONED_AFTER_SECONDS:
+                continue
+            owner = {"pid": None, "start": None, "cgroups": []}
+        if owner["pid"] is not None and _start_time(owner["pid"]) == owner["start"]:
+            continue  # its process is alive: not ours to touch
+        _teardown(root, [Path(d) for d in owner["cgroups"]])
+        reaped.append(root)
+    return reaped
+
+
 def _spec(config: Any) -> SandboxSpec:
     if isinstance(config, SandboxSpec):
         return config
@@ -275,6 +319,7 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
     @classmethod
     async def task_init(cls, task_name: str, config: Any) -> None:
         require_host()
+        await asyncio.to_thread(reap_stale_sandboxes)
 
     @classmethod
     async def sample_init(
