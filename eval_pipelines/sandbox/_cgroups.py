@@ -143,11 +143,16 @@ def _keyed(path: Path) -> dict[str, int]:
     return values
 
 
-def _create_v2(name: str, limits: CgroupLimits) -> Cgroup:
+def _v2_parent() -> Path:
+    """This process's own cgroup v2 directory: sandboxes become its children."""
     mount = _mounts().get("")
     if mount is None:
         raise CgroupUnavailableError("no cgroup v2 hierarchy is mounted")
-    parent = mount / _own_paths().get("", "/").lstrip("/")
+    return mount / _own_paths().get("", "/").lstrip("/")
+
+
+def _create_v2(name: str, limits: CgroupLimits, parent: Path | None = None) -> Cgroup:
+    parent = parent or _v2_parent()
     available = set((parent / "cgroup.controllers").read_text().split())
     missing = {"memory", "pids"} - available
     if missing:
