@@ -174,6 +174,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Can this machine run sandboxed tasks? Lists each problem with its fix."""
+    from eval_pipelines.sandbox import host_problems
+
+    catalog = Catalog.default()
+    _print_catalog_errors(catalog)
+    problems = host_problems()
+    if not problems:
+        print("sandbox (bwrap): ready: sandboxed tasks can run on this machine")
+        return 0
+    print("sandbox (bwrap): NOT ready, sandboxed tasks will refuse to run:")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     ensure_local_home()
     os.chdir(PROJECT_ROOT)
@@ -231,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--strict", action="store_true", help="exit 1 if any catalog file failed to load"
         )
         p.set_defaults(func=func)
+
+    doctor = sub.add_parser("doctor", help="check that this machine can isolate sandboxed tasks")
+    doctor.set_defaults(func=cmd_doctor)
 
     ui = sub.add_parser("ui", help="start the Dagster UI and daemon for this project")
     ui.add_argument("--host", default="127.0.0.1")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from eval_pipelines.sandbox._host import bwrap_path
 from tests.conftest import write_suite
+from tests.sandbox_support import require_sandbox_host
 
 EVALCTL = str(Path(sys.executable).parent / "evalctl")
 
@@ -96,3 +98,15 @@ def test_suites_and_models_listings(tmp_path: Path):
     write_suite(bad, "broken", "name: [")
     strict = evalctl(tmp_path, "suites", "--strict", env={"EVAL_SUITE_PATH": str(bad)})
     assert strict.returncode == 1 and "broken.yaml: not valid YAML" in strict.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hiding bwrap needs a private mount namespace (root)")
+def test_doctor_names_what_is_missing(tmp_path: Path):
+    require_sandbox_host()
+    assert evalctl(tmp_path, "doctor").returncode == 0
+    hidden = f"mount --bind /dev/null {bwrap_path()} && exec {EVALCTL} doctor"
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", hidden], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "NOT ready" in result.stdout and "apt-get install bubblewrap" in result.stdout
