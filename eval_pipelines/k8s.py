@@ -22,7 +22,6 @@ from typing import Any, Literal, TypedDict
 
 import yaml
 from dagster import ExecutorDefinition
-from dagster_k8s import k8s_job_executor
 
 from eval_pipelines.specs import SandboxSpec
 
@@ -137,6 +136,8 @@ def k8s_executor_config(namespace: str = NAMESPACE) -> dict[str, Any]:
 
 def scale_executor() -> ExecutorDefinition:
     """`k8s_job_executor` with our config; needs the K8sRunLauncher of deploy/scale/dagster.yaml."""
+    from dagster_k8s import k8s_job_executor  # ~1 s to import: only where pods run ops
+
     return k8s_job_executor.configured(k8s_executor_config())
 
 

@@ -12,10 +12,9 @@ import os
 from typing import Any
 
 from dagster import EnvVar, FilesystemIOManager
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from eval_pipelines.home import local_home
-from resources.artifact_store import LocalArtifactStore, S3ArtifactStore
+from resources.artifact_store import LocalArtifactStore
 from resources.sandbox import SandboxBackend
 
 DEPLOYMENT_ENV = "EVAL_DEPLOYMENT"
@@ -31,6 +30,11 @@ def _local() -> dict[str, Any]:
 
 
 def _scale() -> dict[str, Any]:
+    # Imported here: the AWS stack costs about a second of start-up in every op process.
+    from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+    from resources.s3_artifact_store import S3ArtifactStore
+
     s3 = S3Resource(endpoint_url=os.environ.get("EVAL_S3_ENDPOINT_URL"))
     return {
         "io_manager": S3PickleIOManager(

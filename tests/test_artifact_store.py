@@ -9,9 +9,9 @@ from dagster_aws.s3 import S3Resource
 from resources.artifact_store import (
     ArtifactConflictError,
     LocalArtifactStore,
-    S3ArtifactStore,
     content_key,
 )
+from resources.s3_artifact_store import S3ArtifactStore
 
 
 def test_content_key_depends_only_on_content():
