@@ -16,6 +16,7 @@ from dagster import (
     DagsterRunStatus,
 )
 
+from tests.sandbox_support import leftover_sandbox_dirs, sandbox_processes
 from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -40,6 +41,8 @@ def services(dagster_home: Path, tmp_path: Path):
     """A running webserver and daemon over workspace.yaml, on the test's DAGSTER_HOME."""
     home = dagster_home
     env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
+    # Create the SQLite schema once: webserver and daemon racing to create it can fail.
+    DagsterInstance.get().dispose()
 
     port = free_port()
     started: list[Service] = []
@@ -177,3 +180,53 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
         } - set(metadata)
         assert not missing, f"task_scores metadata lacks {sorted(missing)}; has {sorted(metadata)}"
         assert metadata["model_id"].value == MODEL
+
+
+@pytest.fixture
+def long_suite(dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes the services (started after this fixture) see the test suites."""
+    monkeypatch.setenv("EVAL_SUITE_PATH", str(PROJECT_ROOT / "tests" / "data" / "suites"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
+    """Terminate from the UI's API while a tool call spins in a sandbox: nothing survives."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from eval_pipelines.definitions import defs
+    from eval_pipelines.partitions import model_partitions, partition_key
+
+    key = partition_key("red-team", "red-team-long")
+    tags = defs.resolve_job_def("evaluate").partitions_def.get_tags_for_partition_key(key)
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(model_partitions.name, ["red-team"])
+        webserver, _ = services["services"]
+        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=60)
+        client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
+        run_id = client.submit_job_execution(
+            "evaluate",
+            repository_location_name="evals",
+            repository_name="__repository__",
+            tags=tags,
+        )
+
+        deadline = time.monotonic() + 150
+        while not any("python3" in p for p in sandbox_processes()):
+            assert time.monotonic() < deadline, (
+                f"the CPU spin never started\n{_service_tails(services)}"
+            )
+            assert client.get_run_status(run_id) not in TERMINAL, _run_errors(instance, run_id)
+            time.sleep(0.5)
+
+        client.terminate_run(run_id)
+        deadline = time.monotonic() + 60
+        while client.get_run_status(run_id) not in TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert client.get_run_status(run_id) == DagsterRunStatus.CANCELED
+
+        deadline = time.monotonic() + 10
+        while (sandbox_processes() or leftover_sandbox_dirs()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sandbox_processes() == []
+        assert leftover_sandbox_dirs() == []
