@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the project needs from its own files: the Debian packages the local
-# sandbox needs (bubblewrap, libseccomp), uv, then the locked Python environment.
+# Install everything the project needs from its own files: Debian packages (bubblewrap and
+# libseccomp for the local sandbox, PostgreSQL for the tests), uv, then the locked Python
+# environment.
 # Safe to re-run; does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ UV_VERSION="0.13.9"
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+# PostgreSQL server binaries: the tests start a private cluster for the scale instance.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]}" >&2

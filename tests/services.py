@@ -106,3 +106,61 @@ def moto_s3(log_dir: Path):
         yield endpoint
     finally:
         service.stop()
+
+
+def _postgres_bin(tool: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"))
+    if not found:
+        raise FileNotFoundError(
+            f"PostgreSQL's {tool} is not installed (apt-get install postgresql)"
+        )
+    return str(found[-1])
+
+
+@contextmanager
+def postgres_server():
+    """A private PostgreSQL cluster on loopback, trust auth; yields (host, port, user).
+
+    Runs as the `postgres` user when we are root (PostgreSQL refuses to run as root).
+    """
+    import pwd
+    import shutil
+    import tempfile
+
+    as_postgres: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="eval-pg-"))
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        as_postgres = [
+            "setpriv",
+            f"--reuid={account.pw_uid}",
+            f"--regid={account.pw_gid}",
+            "--init-groups",
+        ]
+    data, port = folder / "data", free_port()
+
+    def run(*args):
+        return subprocess.run([*as_postgres, *args], check=True, capture_output=True, cwd=folder)
+
+    try:
+        run(_postgres_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+        run(
+            _postgres_bin("pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "server.log"),
+            "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start",
+        )  # fmt: skip
+        run(
+            _postgres_bin("createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "dagster",
+        )
+        yield "127.0.0.1", port, "postgres"
+    finally:
+        subprocess.run([*as_postgres, _postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, cwd=folder)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)

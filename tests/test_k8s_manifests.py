@@ -66,6 +66,7 @@ INSTANCE_ENV = {
     "DAGSTER_PG_PASSWORD": "secret",
     "DAGSTER_PG_HOST": "postgres.evals.svc",
     "DAGSTER_PG_DB": "dagster",
+    "DAGSTER_PG_PORT": "5432",
     "EVAL_S3_BUCKET": "evals",
 }
 FAKE_KUBECONFIG = {
