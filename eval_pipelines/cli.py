@@ -73,10 +73,22 @@ def _failure_messages(result) -> list[str]:
     return messages
 
 
+def _snapshot(instance, artifacts, asset: str, partition: str, run_id: str):
+    """The value `run_id` materialized for `asset`, from its immutable artifact snapshot."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=20
+    ).records
+    [record] = [r for r in records if r.run_id == run_id]
+    url = record.asset_materialization.metadata["snapshot"].value
+    return json.loads(artifacts.get(url))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     # Imported late: DAGSTER_HOME must be set before the definitions build resources.
-    from dagster import AssetKey, DagsterInstance, execute_job, reconstructable
+    from dagster import DagsterInstance, execute_job, reconstructable
 
     from eval_pipelines import definitions
     from eval_pipelines.ops import EvaluationRefused, validate_evaluation
@@ -124,14 +136,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {message}", file=sys.stderr)
         return 1
 
-    scores = definitions.defs.load_asset_value(
-        AssetKey("task_scores"), partition_key=key, instance=instance
+    artifacts = definitions.defs.resources["artifacts"]
+    scores, logs = (
+        _snapshot(instance, artifacts, name, key, result.run_id)
+        for name in ("task_scores", "eval_logs")
     )
-    logs = definitions.defs.load_asset_value(
-        AssetKey("eval_logs"), partition_key=key, instance=instance
-    )
+    # ERROR only: the leaderboard warns about every model x suite never evaluated.
     board = definitions.leaderboard_job_def().execute_in_process(
-        instance=instance, run_config=QUIET_LOGGING
+        instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     )
     leaderboard = board.output_for_node("leaderboard")
 
