@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -206,7 +207,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     ensure_local_home()
     os.chdir(PROJECT_ROOT)
     command = [
-        "dagster",
+        # Next to this interpreter: works without activating the virtualenv.
+        str(Path(sys.executable).parent / "dagster"),
         "dev",
         "-w",
         str(PROJECT_ROOT / "workspace.yaml"),
@@ -215,8 +217,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
-    os.execvp(command[0], command)
-    return 0  # not reached
+    os.execv(command[0], command)
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -230,3 +230,31 @@ def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
             time.sleep(0.2)
         assert sandbox_processes() == []
         assert leftover_sandbox_dirs() == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_evalctl_ui_serves_the_project_without_an_activated_venv(
+    dagster_home: Path, tmp_path: Path
+):
+    import json
+    import urllib.request
+
+    port = free_port()
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(dagster_home)}
+    ui = Service("evalctl-ui", [str(BIN / "evalctl"), "ui", "--port", str(port)], tmp_path, bare)
+    try:
+        ui.wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=60)
+        query = {
+            "query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps(query).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            nodes = json.load(response)["data"]["repositoriesOrError"]["nodes"]
+        assert {"evaluate", "refresh_leaderboard"} <= {job["name"] for job in nodes[0]["jobs"]}
+    finally:
+        ui.stop()
