@@ -1,44 +1,56 @@
 """cgroup v2 setup logic.
 
 Our machines are hybrid (memory and pids live in v1), so the v2 path cannot run against a
-real kernel here; these tests drive it against a directory laid out like a delegated v2
-cgroup and check what it writes. The v1 path runs for real in the sandbox tests.
+real kernel here; these tests drive it against a directory that behaves like cgroupfs on
+mkdir (a child's `cgroup.controllers` is what its parent enabled in `cgroup.subtree_control`)
+and check what it writes. The v1 path runs for real in the sandbox tests.
 """
 
 from pathlib import Path
 
 import pytest
 
-from eval_pipelines.sandbox._cgroups import CgroupLimits, CgroupUnavailableError, _create_v2
+from eval_pipelines.sandbox._cgroups import (
+    V2_SANDBOX_ROOT,
+    CgroupLimits,
+    CgroupUnavailableError,
+    _create_v2,
+    _ensure_sandbox_root,
+)
 
 LIMITS = CgroupLimits(memory_bytes=256 << 20, pids=64, cpu_cores=1.5)
+INTERFACE_FILES = ("memory.max", "memory.swap.max", "pids.max", "cpu.max")
 
 
-def delegated(tmp_path: Path, controllers: str) -> Path:
-    (tmp_path / "cgroup.controllers").write_text(controllers + "\n")
-    (tmp_path / "cgroup.subtree_control").write_text("\n")
+@pytest.fixture
+def cgroupfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A v2 hierarchy root offering `cpu memory pids io`; mkdir creates interface files."""
+    original_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs):
+        original_mkdir(self, *args, **kwargs)
+        if tmp_path in self.parents:
+            enabled = (self.parent / "cgroup.subtree_control").read_text().replace("+", "")
+            (self / "cgroup.controllers").write_text(enabled)
+            (self / "cgroup.subtree_control").write_text("")
+            for name in INTERFACE_FILES:
+                (self / name).write_text("max\n")
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids io\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
     return tmp_path
 
 
-def test_v2_enables_controllers_and_writes_limits(tmp_path: Path):
-    parent = delegated(tmp_path, "cpu memory pids io")
-    child_files = ("memory.max", "memory.swap.max", "pids.max", "cpu.max")
+def test_root_on_a_v2_host_gets_a_dedicated_sandbox_root(cgroupfs: Path):
+    top = cgroupfs / V2_SANDBOX_ROOT
+    _ensure_sandbox_root(top)
+    assert (cgroupfs / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    cgroup = _create_v2("eval-sandbox-x", LIMITS, top)
 
-    # cgroupfs creates a child's interface files on mkdir; emulate that for the writes.
-    original_mkdir = Path.mkdir
-
-    def mkdir_with_files(self: Path, *args, **kwargs):
-        original_mkdir(self, *args, **kwargs)
-        for name in child_files:
-            (self / name).write_text("max\n")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Path, "mkdir", mkdir_with_files)
-        cgroup = _create_v2("eval-sandbox-x", LIMITS, parent)
-
-    child = parent / "eval-sandbox-x"
+    child = top / "eval-sandbox-x"
     assert cgroup.version == 2 and cgroup.dirs == [child]
-    assert (parent / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    assert (top / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
     assert (child / "memory.max").read_text() == str(256 << 20)
     assert (child / "memory.swap.max").read_text() == "0"
     assert (child / "pids.max").read_text() == "64"
@@ -46,7 +58,7 @@ def test_v2_enables_controllers_and_writes_limits(tmp_path: Path):
     assert cgroup.procs_files == [child / "cgroup.procs"]
 
 
-def test_v2_without_memory_controller_is_refused(tmp_path: Path):
-    parent = delegated(tmp_path, "cpu io")
+def test_a_cgroup_without_memory_and_pids_is_refused(cgroupfs: Path):
+    (cgroupfs / "cgroup.controllers").write_text("cpu io\n")
     with pytest.raises(CgroupUnavailableError, match="lacks the memory, pids controller"):
-        _create_v2("eval-sandbox-x", LIMITS, parent)
+        _create_v2("eval-sandbox-x", LIMITS, cgroupfs)

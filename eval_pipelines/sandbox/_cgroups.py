@@ -143,16 +143,28 @@ def _keyed(path: Path) -> dict[str, int]:
     return values
 
 
-def _v2_parent() -> Path:
-    """This process's own cgroup v2 directory: sandboxes become its children."""
+V2_SANDBOX_ROOT = "eval-sandboxes"
+V2_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+def _v2_parents() -> list[Path]:
+    """Where sandbox cgroups may go, in order of preference.
+
+    This process's own cgroup works when it was delegated to us (systemd `Delegate=yes`,
+    controllers already enabled). Otherwise a dedicated cgroup at the top of the hierarchy:
+    as root on a v2 host the top is exempt from the no-internal-processes rule, so its
+    controllers can be handed down to `eval-sandboxes/`, which holds no process itself.
+    """
     mount = _mounts().get("")
     if mount is None:
         raise CgroupUnavailableError("no cgroup v2 hierarchy is mounted")
-    return mount / _own_paths().get("", "/").lstrip("/")
+    own = mount / _own_paths().get("", "/").lstrip("/")
+    top = mount / V2_SANDBOX_ROOT
+    return [top] if own == mount else [own, top]
 
 
-def _create_v2(name: str, limits: CgroupLimits, parent: Path | None = None) -> Cgroup:
-    parent = parent or _v2_parent()
+def _enable_controllers(parent: Path) -> None:
+    """Hand memory, pids (and cpu where available) down to `parent`'s children."""
     available = set((parent / "cgroup.controllers").read_text().split())
     missing = {"memory", "pids"} - available
     if missing:
@@ -160,14 +172,33 @@ def _create_v2(name: str, limits: CgroupLimits, parent: Path | None = None) -> C
             f"cgroup v2 at {parent} lacks the {', '.join(sorted(missing))} controller(s)"
         )
     enabled = set((parent / "cgroup.subtree_control").read_text().split())
-    wanted = {"memory", "pids"} | ({"cpu"} & available)
-    try:
-        if wanted - enabled:
+    wanted = set(V2_CONTROLLERS) & available
+    if wanted - enabled:
+        try:
             _write(
                 parent / "cgroup.subtree_control",
                 " ".join(f"+{c}" for c in sorted(wanted - enabled)),
             )
-        child = parent / name
+        except OSError as exc:
+            raise CgroupUnavailableError(
+                f"cannot enable {', '.join(sorted(wanted - enabled))} for children of {parent}: "
+                f"{exc.strerror}"
+            ) from exc
+
+
+def _ensure_sandbox_root(top: Path) -> None:
+    if not top.is_dir():
+        _enable_controllers(top.parent)
+        try:
+            top.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise CgroupUnavailableError(f"cannot create {top}: {exc.strerror}") from exc
+
+
+def _create_v2(name: str, limits: CgroupLimits, parent: Path) -> Cgroup:
+    _enable_controllers(parent)
+    child = parent / name
+    try:
         child.mkdir()
     except OSError as exc:
         raise CgroupUnavailableError(
@@ -218,10 +249,22 @@ def _create_v1(name: str, limits: CgroupLimits) -> Cgroup:
     return Cgroup(1, list(dirs.values()), dirs["memory"], dirs["pids"])
 
 
+def _create_v2_anywhere(name: str, limits: CgroupLimits) -> Cgroup:
+    problems = []
+    for parent in _v2_parents():
+        try:
+            if parent.name == V2_SANDBOX_ROOT:
+                _ensure_sandbox_root(parent)
+            return _create_v2(name, limits, parent)
+        except CgroupUnavailableError as exc:
+            problems.append(str(exc))
+    raise CgroupUnavailableError("; ".join(problems))
+
+
 def create_cgroup(name: str, limits: CgroupLimits) -> Cgroup:
     """A cgroup enforcing `limits`: v2 where it can delegate, else v1; raises if neither."""
     problems = []
-    for create in (_create_v2, _create_v1):
+    for create in (_create_v2_anywhere, _create_v1):
         try:
             return create(name, limits)
         except CgroupUnavailableError as exc:
