@@ -57,6 +57,15 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Not `eager()`: that waits for every upstream partition, and most model x suite
+# combinations are never evaluated. Refresh whenever any evaluation lands instead.
+REFRESH_AFTER_NEW_RESULTS = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("refresh after new results")
+
+
 @asset(
     ins={
         "task_scores": AssetIn(
@@ -66,7 +75,7 @@ def _markdown(rows: list[dict]) -> str:
         )
     },
     group_name="analytics",
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=REFRESH_AFTER_NEW_RESULTS,
 )
 def leaderboard(context: AssetExecutionContext, task_scores: dict[str, dict]) -> list[dict]:
     """Latest task scores for every evaluated model and suite."""

@@ -20,6 +20,7 @@ from eval_pipelines.jobs import (
 )
 from eval_pipelines.partitions import evaluation_partitions
 from resources import resources_for
+from sensors.analytics import analytics_automation_sensor
 from sensors.catalog import model_catalog_sensor
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         assets=[evaluation, leaderboard],
         asset_checks=build_result_checks(partitions_def),
         jobs=[build_evaluation_job(evaluation), leaderboard_job],
-        sensors=[model_catalog_sensor],
+        sensors=[model_catalog_sensor, analytics_automation_sensor],
         resources={**resources_for(), **(resources or {})},
         executor=executor_from_env(),
     )

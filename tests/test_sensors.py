@@ -42,3 +42,34 @@ def test_a_broken_model_file_does_not_stop_the_sensor(
         [request] = result.dynamic_partitions_requests
         assert "extra" in request.partition_keys
         assert not any("Not Valid" in key for key in request.partition_keys)
+
+
+def test_leaderboard_refreshes_after_each_new_evaluation(defs, instance):
+    from dagster import AssetKey, evaluate_automation_conditions
+
+    from eval_pipelines.partitions import partition_key
+    from tests.test_evaluation_job import FAST
+
+    def requested(cursor=None):
+        result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        return result.get_requested_partitions(AssetKey("leaderboard")), result.cursor
+
+    wanted, cursor = requested()  # the first tick sets the baseline
+    assert wanted == set()
+
+    evaluate = defs.resolve_job_def("evaluate")
+    assert evaluate.execute_in_process(
+        instance=instance, partition_key=partition_key("reference", "smoke"), run_config=FAST
+    ).success
+    wanted, cursor = requested(cursor)
+    assert wanted == {None}  # the unpartitioned leaderboard
+
+    defs.resolve_job_def("refresh_leaderboard").execute_in_process(instance=instance)
+    wanted, cursor = requested(cursor)
+    assert wanted == set()
+
+    assert evaluate.execute_in_process(
+        instance=instance, partition_key=partition_key("weak", "smoke"), run_config=FAST
+    ).success
+    wanted, _ = requested(cursor)
+    assert wanted == {None}
