@@ -172,8 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     print("\nInspect logs (open with `inspect view` or read_eval_log):")
-    for task, entry in logs.items():
-        print(f"  {task}: {entry['uri']}")
+    for task in (t["task"] for t in scores["tasks"]):  # suite order
+        print(f"  {task}: {logs[task]['uri']}")
     print("\nLeaderboard:")
     print(
         _table(

@@ -6,17 +6,22 @@ import subprocess
 import pytest
 
 from eval_pipelines.sandbox import host_problems
-from eval_pipelines.sandbox._environment import HOST_UID_RANGE
+from eval_pipelines.sandbox._environment import HOST_UID_RANGE, reap_stale_sandboxes
 
 
 def require_sandbox_host() -> None:
-    """Skip on a workstation that cannot isolate; in CI (root, bubblewrap installed) fail."""
+    """Skip on a workstation that cannot isolate; in CI (root, bubblewrap installed) fail.
+
+    Also reaps what dead processes left behind (as the platform does at task start), so the
+    leftover checks below see only what the test itself left.
+    """
     problems = host_problems()
     if problems:
         message = "host cannot run bwrap sandboxes:\n" + "\n".join(problems)
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    reap_stale_sandboxes()
 
 
 def sandbox_processes() -> list[str]:

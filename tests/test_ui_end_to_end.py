@@ -16,7 +16,7 @@ from dagster import (
     DagsterRunStatus,
 )
 
-from tests.sandbox_support import leftover_sandbox_dirs, sandbox_processes
+from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
 from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -192,6 +192,7 @@ def long_suite(dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.timeout(300)
 def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
     """Terminate from the UI's API while a tool call spins in a sandbox: nothing survives."""
+    require_sandbox_host()
     from dagster_graphql import DagsterGraphQLClient
 
     from eval_pipelines.definitions import defs
