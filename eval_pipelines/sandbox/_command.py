@@ -14,7 +14,6 @@ process it started with it, so nothing an agent starts outlives its tool call.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +117,3 @@ def bwrap_command(
         *command,
     ]  # fmt: skip
     return enter + rlimits + drop + sandbox
-
-
-def describe(argv: list[str]) -> str:
-    return shlex.join(argv)
