@@ -77,6 +77,11 @@ class Catalog:
             found[key], origin[key] = spec, path
         return found
 
+    def problems(self) -> list[str]:
+        """Every file that failed to load, suites and models alike (loads both)."""
+        self.suites, self.models  # noqa: B018 (loading fills self.errors)
+        return list(self.errors)
+
     def suite(self, name: str) -> SuiteSpec:
         """The suite called `name`, or a `SpecError` naming the known ones and load errors."""
         return self._get(self.suites, name, "suite")

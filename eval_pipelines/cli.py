@@ -33,7 +33,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_catalog_errors(catalog: Catalog) -> None:
-    for error in catalog.errors:
+    for error in catalog.problems():
         print(f"warning: skipped {error}", file=sys.stderr)
 
 
@@ -51,7 +51,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
     ]
     print(_table(rows, ["suite", "version", "tasks", "sandbox", "task names"]))
     _print_catalog_errors(catalog)
-    return 1 if catalog.errors and args.strict else 0
+    return 1 if catalog.problems() and args.strict else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -59,7 +59,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [[m.id, m.model, m.api_key_env or "-", m.description] for m in catalog.models.values()]
     print(_table(rows, ["model", "inspect model", "api key env", "description"]))
     _print_catalog_errors(catalog)
-    return 1 if catalog.errors and args.strict else 0
+    return 1 if catalog.problems() and args.strict else 0
 
 
 def _failure_messages(result) -> list[str]:

@@ -34,7 +34,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
     """The code location; `resources` replaces the deployment's resources by key."""
     catalog = catalog or Catalog.default()
     # A broken suite file is reported, not fatal: the UI and daemon must keep running.
-    for error in catalog.errors:
+    for error in catalog.problems():
         logger.warning("catalog file skipped: %s", error)
     partitions_def = evaluation_partitions(list(catalog.suites))
     evaluation = build_evaluation_assets(partitions_def)

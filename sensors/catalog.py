@@ -16,7 +16,7 @@ def model_catalog_sensor(context: SensorEvaluationContext):
     catalog = Catalog.default()
     known = set(context.instance.get_dynamic_partitions(model_partitions.name))
     added = new_model_ids(catalog, known)
-    for error in catalog.errors:
+    for error in catalog.problems():
         context.log.warning(f"catalog file skipped: {error}")
     if not added:
         return SkipReason(f"no new models ({len(known)} known)")

@@ -48,3 +48,21 @@ def test_duplicate_suite_name_keeps_first_and_reports_second(
 def test_unknown_model_lists_known_ones():
     with pytest.raises(SpecError, match="unknown model 'gpt-9'; known models: .*reference"):
         Catalog.default().model("gpt-9")
+
+
+def test_broken_files_are_reported_when_the_code_location_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    from eval_pipelines.definitions import build_definitions
+
+    write_suite(tmp_path / "suites", "broken", "name: broken\nversion: '1'\ntasks: nope\n")
+    write_suite(tmp_path / "models", "broken-model", "id: x\nmodel: no-slash\n")
+    monkeypatch.setenv("EVAL_SUITE_PATH", str(tmp_path / "suites"))
+    monkeypatch.setenv("EVAL_MODEL_PATH", str(tmp_path / "models"))
+    with caplog.at_level("WARNING", logger="eval_pipelines.definitions"):
+        defs = build_definitions()
+    assert defs.resolve_job_def("evaluate") is not None  # the location still loads
+    skipped = [r.getMessage() for r in caplog.records if "catalog file skipped" in r.getMessage()]
+    assert any("broken.yaml" in m for m in skipped) and any(
+        "broken-model.yaml" in m for m in skipped
+    )
