@@ -158,6 +158,7 @@ def run_task(
         fail_on_error=False,
         tags=tags,
     )
+    # Read eagerly while the file exists: the returned log loads its samples lazily from it.
     return read_eval_log(logs[0].location)
 
 
