@@ -76,13 +76,9 @@ def _failure_messages(result) -> list[str]:
 
 def _snapshot(instance, artifacts, asset: str, partition: str, run_id: str):
     """The value `run_id` materialized for `asset`, from its immutable artifact snapshot."""
-    from dagster import AssetKey, AssetRecordsFilter
+    from eval_pipelines.records import materialization
 
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=20
-    ).records
-    [record] = [r for r in records if r.run_id == run_id]
-    url = record.asset_materialization.metadata["snapshot"].value
+    url = materialization(instance, asset, partition, run_id).metadata["snapshot"].value
     return json.loads(artifacts.get(url))
 
 
