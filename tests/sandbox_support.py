@@ -41,3 +41,20 @@ def leftover_sandbox_dirs() -> list[str]:
     from pathlib import Path
 
     return [str(p) for p in Path(tempfile.gettempdir()).glob("eval-sandbox-*") if p.is_dir()]
+
+
+def run_without_bubblewrap(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run argv with bubblewrap really absent: its binary masked in a private mount namespace.
+
+    Needs root (callers skip otherwise) and bubblewrap installed to mask.
+    """
+    from eval_pipelines.sandbox._host import bwrap_path
+
+    path = bwrap_path()
+    if path is None:
+        pytest.skip("bubblewrap is not installed here at all")
+    script = f'mount --bind /dev/null {path} && exec "$@"'
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, "sh", *argv],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip

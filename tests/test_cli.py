@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_pipelines.sandbox._host import bwrap_path
 from tests.conftest import write_suite
-from tests.sandbox_support import require_sandbox_host
+from tests.sandbox_support import require_sandbox_host, run_without_bubblewrap
 
 EVALCTL = str(Path(sys.executable).parent / "evalctl")
 
@@ -104,9 +103,6 @@ def test_suites_and_models_listings(tmp_path: Path):
 def test_doctor_names_what_is_missing(tmp_path: Path):
     require_sandbox_host()
     assert evalctl(tmp_path, "doctor").returncode == 0
-    hidden = f"mount --bind /dev/null {bwrap_path()} && exec {EVALCTL} doctor"
-    result = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", hidden], capture_output=True, text=True, timeout=60
-    )
+    result = run_without_bubblewrap([EVALCTL, "doctor"])
     assert result.returncode == 1
     assert "NOT ready" in result.stdout and "apt-get install bubblewrap" in result.stdout

@@ -15,7 +15,12 @@ from inspect_ai.util import OutputLimitExceededError
 
 from eval_pipelines.sandbox import BwrapSandboxEnvironment, host_problems
 from eval_pipelines.specs import SandboxSpec
-from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
+from tests.sandbox_support import (
+    leftover_sandbox_dirs,
+    require_sandbox_host,
+    run_without_bubblewrap,
+    sandbox_processes,
+)
 
 TIGHT = SandboxSpec(
     memory_mb=512, pids=48, disk_mb=8, timeout_seconds=6, cpu_seconds=2, output_kb=64
@@ -227,29 +232,15 @@ def test_host_problems_say_how_to_fix(monkeypatch):
 @pytest.mark.skipif(os.geteuid() != 0, reason="hiding bwrap needs a private mount namespace (root)")
 def test_without_bubblewrap_sandboxed_tasks_fail_closed(tmp_path: Path):
     """bubblewrap really absent: /usr/bin/bwrap masked in a private mount namespace."""
-    evalctl = Path(sys.executable).parent / "evalctl"
-    script = f"mount --bind /dev/null {host_bwrap()} && exec {evalctl} run --model reference --suite agentic-smoke"
+    evalctl = str(Path(sys.executable).parent / "evalctl")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    result = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    result = run_without_bubblewrap(
+        [evalctl, "run", "--model", "reference", "--suite", "agentic-smoke"], env
     )
     assert result.returncode == 2, result.stderr
     assert "bubblewrap is not installed: apt-get install bubblewrap" in result.stderr
     assert "never fall back to Inspect's unisolated 'local' sandbox" in result.stderr
     assert not (tmp_path / "home" / "artifacts").exists()
-
-
-def host_bwrap() -> str:
-    from eval_pipelines.sandbox._host import bwrap_path
-
-    path = bwrap_path()
-    if path is None:
-        pytest.skip("bubblewrap is not installed here at all")
-    return path
 
 
 def test_cancelled_tool_call_leaves_nothing_running(sandbox):
