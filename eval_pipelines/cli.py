@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,6 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "sample_limit": args.sample_limit,
             "epochs": args.epochs,
             "max_samples": args.max_samples,
+            "resume": False if args.fresh else None,
         }.items()
         if v is not None
     }
@@ -183,6 +185,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop a run: its model and tool calls end, its sandboxes die, nothing is published."""
+    ensure_local_home()
+    import getpass
+
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from eval_pipelines.launcher import fail_runs_with_dead_workers
+    from eval_pipelines.stopping import STOP_REASON_TAG
+
+    instance = DagsterInstance.get()
+    fail_runs_with_dead_workers(instance)
+    run = instance.get_run_by_id(args.run_id)
+    if run is None:
+        print(
+            f"error: no run {args.run_id} in the instance at {instance.root_directory}",
+            file=sys.stderr,
+        )
+        return 2
+    if run.is_finished:
+        print(f"run {run.run_id} already ended: {run.status.value}")
+        return 0
+    reason = f"{args.reason or 'stopped from evalctl'} (by {getpass.getuser()})"
+    instance.add_run_tags(run.run_id, {STOP_REASON_TAG: reason})
+    print(f"stopping run {run.run_id} ({run.status.value}): {reason}", flush=True)
+    instance.run_coordinator.cancel_run(run.run_id)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run.run_id)
+        if run.is_finished:
+            break
+        time.sleep(0.5)
+        fail_runs_with_dead_workers(instance)
+    print(f"run {run.run_id}: {run.status.value}")
+    return 0 if run.status == DagsterRunStatus.CANCELED else 1
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Can this machine run sandboxed tasks? Lists each problem with its fix."""
     from eval_pipelines.sandbox import host_problems
@@ -247,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="tag the run (repeatable), e.g. --tag ticket=SAFE-12",
     )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="re-run every task; by default a failed or stopped run's finished work is reused",
+    )
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.set_defaults(func=cmd_run)
 
@@ -256,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--strict", action="store_true", help="exit 1 if any catalog file failed to load"
         )
         p.set_defaults(func=func)
+
+    stop = sub.add_parser(
+        "stop", help="stop a run now: model and tool calls end, sandboxes die, nothing published"
+    )
+    stop.add_argument("run_id", help="the Dagster run id")
+    stop.add_argument("--reason", help="why (recorded on the run)")
+    stop.add_argument(
+        "--timeout", type=float, default=60, help="seconds to wait for the run to end (60)"
+    )
+    stop.set_defaults(func=cmd_stop)
 
     doctor = sub.add_parser("doctor", help="check that this machine can isolate sandboxed tasks")
     doctor.set_defaults(func=cmd_doctor)

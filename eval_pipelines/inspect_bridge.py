@@ -13,12 +13,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from inspect_ai import Task
-from inspect_ai import eval as inspect_eval
-from inspect_ai.log import EvalLog, read_eval_log
+from inspect_ai import Task, eval_async
+from inspect_ai._eval.task.task import PreviousTask
+from inspect_ai.log import EvalLog, read_eval_log_async
 from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.scorer import value_to_float
 from inspect_ai.util import SandboxEnvironmentSpec
+from inspect_ai.util._display import init_display_type
 from pydantic import BaseModel, ConfigDict
 
 from eval_pipelines._inspect_loader import load_task_objects
@@ -126,7 +127,7 @@ def resolve_model(spec: ModelSpec) -> Model:
         raise ModelResolutionError(f"model {spec.id!r} ({spec.model}): {exc}") from exc
 
 
-def run_task(
+async def run_task(
     task: Task,
     model: Model,
     spec: TaskSpec,
@@ -138,15 +139,36 @@ def run_task(
     sample_limit: int | None = None,
     epochs: int | None = None,
     tags: list[str] | None = None,
+    resume_from: EvalLog | None = None,
 ) -> EvalLog:
-    """Run one task through Inspect's `eval()` and return its log, samples included."""
-    logs = inspect_eval(
-        task,
+    """Run one task through Inspect's `eval_async()` and return its log, samples included.
+
+    `resume_from`, an unfinished log of the same task and settings, has its completed
+    samples reused: only the rest run (Inspect's own retry mechanism, `PreviousTask`).
+    Inspect's control server stays off: it captures SIGINT, and stopping is ours
+    (`eval_pipelines.stopping`).
+    """
+    # Private: eval_async() has no `display` argument and a worker thread would default to
+    # "plain" output into the op's logs. Pinned by tests/test_inspect_contract.py.
+    init_display_type("none")
+    target: Task | PreviousTask = task
+    if resume_from is not None:
+        target = PreviousTask(
+            id=resume_from.eval.task_id,
+            task=task,
+            task_args={},
+            model=None,
+            model_roles=None,
+            sandbox=sandbox,
+            log=resume_from,
+            log_info=None,
+        )
+    logs = await eval_async(
+        target,
         model=model,
         sandbox=sandbox,
         log_dir=str(log_dir),
         log_format="eval",
-        display="none",
         epochs=epochs or spec.epochs,
         limit=sample_limit or spec.limit,
         message_limit=limits.messages,
@@ -157,9 +179,17 @@ def run_task(
         # Sample errors are recorded, not fatal: the error-rate asset check judges them.
         fail_on_error=False,
         tags=tags,
+        ctl_server=False,
     )
+    if not logs:
+        raise RuntimeError(f"Inspect returned no log for task {spec.name!r} (was it cancelled?)")
     # Read eagerly while the file exists: the returned log loads its samples lazily from it.
-    return read_eval_log(logs[0].location)
+    return await read_eval_log_async(logs[0].location)
+
+
+def completed_samples(log: EvalLog) -> int:
+    """Samples x epochs of a log that finished without error (what a resume can reuse)."""
+    return sum(1 for s in log.samples or [] if s.error is None)
 
 
 class SampleRow(BaseModel):

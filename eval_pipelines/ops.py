@@ -5,8 +5,8 @@ Each op only needs its inputs and resources, so each can run in its own process 
 """
 
 import json
+import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,16 +20,19 @@ from dagster import (
     OpExecutionContext,
     Out,
     Output,
+    get_dagster_logger,
     op,
 )
+from inspect_ai.log import EvalLog, read_eval_log
 from pydantic import BaseModel, ConfigDict, Field
 
-from eval_pipelines import inspect_bridge
+from eval_pipelines import inspect_bridge, resume
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.inspect_bridge import SampleRow, TaskScore
 from eval_pipelines.k8s import op_k8s_tags
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
+from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
 from eval_pipelines.versions import code_version, runtime_versions
 from resources.artifact_store import ArtifactStore, content_key
 from resources.sandbox import SandboxBackend
@@ -55,6 +58,11 @@ class EvaluationConfig(Config):
     max_samples: int | None = Field(
         default=None, gt=0, description="Samples run concurrently per task."
     )
+    resume: bool = Field(
+        default=True,
+        description="Reuse tasks and samples that a failed or stopped run of this partition, "
+        "with the same code and settings, already finished; false re-runs everything.",
+    )
 
 
 class PreparedEvaluation(BaseModel):
@@ -71,6 +79,9 @@ class PreparedEvaluation(BaseModel):
     max_samples: int | None
     versions: dict[str, str]
     started_at: str
+    partition: str
+    resume: bool
+    fingerprint: str
 
 
 class TaskPlan(BaseModel):
@@ -88,6 +99,8 @@ class TaskRunResult(BaseModel):
     inspect_status: str
     rows: list[SampleRow]
     score: TaskScore
+    reused_samples: int = 0
+    reused_from_run: str | None = None
 
 
 EvaluationRefused = (inspect_bridge.SpecError, inspect_bridge.SandboxUnavailableError)
@@ -127,16 +140,33 @@ def prepare_evaluation(
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
+    limits_override = UsageLimits(**config.limits.model_dump())
+    versions = runtime_versions()
+    run_fingerprint = resume.fingerprint(
+        {
+            "harness": versions["harness_version"],
+            "inspect_ai": versions["inspect_ai_version"],
+            "model": model.model_dump(),
+            "suite": suite.model_dump(),
+            "limits": limits_override.model_dump(),
+            "sample_limit": config.sample_limit,
+            "epochs": config.epochs,
+        }
+    )
+    context.instance.add_run_tags(context.run_id, {resume.FINGERPRINT_TAG: run_fingerprint})
     evaluation = PreparedEvaluation(
         model=model,
         suite=suite,
         run_id=context.run_id,
-        limits_override=UsageLimits(**config.limits.model_dump()),
+        limits_override=limits_override,
         sample_limit=config.sample_limit,
         epochs=config.epochs,
         max_samples=config.max_samples,
-        versions=runtime_versions(),
+        versions=versions,
         started_at=datetime.now(UTC).isoformat(),
+        partition=str(context.partition_key),
+        resume=config.resume,
+        fingerprint=run_fingerprint,
     )
     context.log.info(
         f"Evaluating {model.id} ({model.model}) on {suite.name} v{suite.version}: "
@@ -155,7 +185,11 @@ def prepare_evaluation(
 def run_eval_task(
     context: OpExecutionContext, plan: TaskPlan, artifacts: ArtifactStore, sandbox: SandboxBackend
 ) -> TaskRunResult:
-    """Run one task through Inspect and store its `.eval` log as an immutable artifact."""
+    """Run one task through Inspect and store its `.eval` log as an immutable artifact.
+
+    Stops within seconds when the run is stopped (`eval_pipelines.stopping`); what it
+    finished is then kept as a partial log, never as a result, and a later run resumes it.
+    """
     evaluation, spec = plan.evaluation, plan.task
     suite = evaluation.suite
     try:
@@ -166,40 +200,201 @@ def run_eval_task(
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
-    context.log.info(f"Task {spec.name}: running {spec.task} with {evaluation.model.model}")
-    with tempfile.TemporaryDirectory(prefix="inspect-log-") as log_dir:
-        log = inspect_bridge.run_task(
-            task,
-            model,
-            spec,
-            suite.task_limits(spec).merged(evaluation.limits_override),
-            Path(log_dir),
-            sandbox=sandbox.environment(spec.sandbox) if spec.sandbox else None,
-            max_samples=evaluation.max_samples,
-            sample_limit=evaluation.sample_limit,
-            epochs=evaluation.epochs,
-            tags=[f"model:{evaluation.model.id}", f"suite:{suite.name}", f"run:{context.run_id}"],
+    task_key = _mapping_key(spec.name)
+    checkpoint = _checkpoint(context, evaluation, task_key)
+    log_dir = resume.inflight_dir(context.run_id, task_key)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    previous = _load_checkpoint_log(checkpoint, artifacts, log_dir) if checkpoint else None
+    if checkpoint is not None and previous is not None and checkpoint.status == "done":
+        context.log.info(
+            f"Task {spec.name}: reusing its finished log from run {checkpoint.run_id} "
+            f"({checkpoint.log_uri}); nothing to run"
         )
-        data = Path(log.location).read_bytes()
-    prefix = f"eval-logs/model={evaluation.model.id}/suite={suite.name}/task={spec.name}/{context.run_id}"
-    log_uri = artifacts.put(content_key(prefix, data, ".eval"), data)
-    context.log.info(f"Task {spec.name}: Inspect status {log.status}; log stored at {log_uri}")
+        resume.discard_inflight(context.run_id, task_key)
+        return _task_result(spec.name, checkpoint.log_uri, previous, checkpoint.run_id, reused=True)
+
+    reused = inspect_bridge.completed_samples(previous) if previous is not None else 0
+    context.log.info(
+        f"Task {spec.name}: running {spec.task} with {evaluation.model.model}"
+        + (
+            f", resuming run {checkpoint.run_id}: {reused} finished sample(s) reused"
+            if previous
+            else ""
+        )
+    )
+    with RunWatch(context.instance, context.run_id) as watch:
+        try:
+            log = run_until_stopped(
+                lambda: inspect_bridge.run_task(
+                    task,
+                    model,
+                    spec,
+                    suite.task_limits(spec).merged(evaluation.limits_override),
+                    log_dir,
+                    sandbox=sandbox.environment(spec.sandbox) if spec.sandbox else None,
+                    max_samples=evaluation.max_samples,
+                    sample_limit=evaluation.sample_limit,
+                    epochs=evaluation.epochs,
+                    tags=[
+                        f"model:{evaluation.model.id}",
+                        f"suite:{suite.name}",
+                        f"run:{context.run_id}",
+                    ],
+                    resume_from=previous,
+                ),
+                watch,
+            )
+        except BaseException as exc:
+            _keep_partial(context, evaluation, spec.name, task_key, artifacts)
+            if watch.parent_died:
+                # Nobody is left to record this step: end the process rather than linger.
+                context.log.error(f"Task {spec.name}: {watch.reason}; exiting")
+                os._exit(1)
+            if isinstance(exc, EvaluationStopped):
+                context.log.warning(f"Task {spec.name}: stopped ({exc.reason})")
+            raise
+
+    data = Path(log.location).read_bytes()
     if log.status != "success":
+        uri = _store_partial(context, evaluation, spec.name, task_key, artifacts, data, log)
         message = log.error.message if log.error else f"Inspect finished with status {log.status}"
         raise Failure(
             description=f"Task {spec.name} failed in Inspect: {message}",
-            metadata={"eval_log": MetadataValue.url(log_uri)},
+            metadata={"partial_eval_log": MetadataValue.url(uri)},
         )
-    rows = inspect_bridge.sample_rows(spec.name, log)
-    score = inspect_bridge.task_score(spec.name, rows)
-    context.log.info(
-        f"Task {spec.name}: score {score.mean:.3f} over n={score.n} ({score.errors} errored)"
+    prefix = f"eval-logs/model={evaluation.model.id}/suite={suite.name}/task={spec.name}/{context.run_id}"
+    log_uri = artifacts.put(content_key(prefix, data, ".eval"), data)
+    resume.record(
+        context.instance,
+        context.run_id,
+        task_key,
+        resume.TaskCheckpoint(status="done", log_uri=log_uri, samples=len(log.samples or [])),
+    )
+    resume.discard_inflight(context.run_id, task_key)
+    if checkpoint is not None and checkpoint.samples < 0:  # salvaged from a killed run
+        resume.discard_inflight(checkpoint.run_id, task_key)
+    context.log.info(f"Task {spec.name}: Inspect status {log.status}; log stored at {log_uri}")
+    return _task_result(
+        spec.name,
+        log_uri,
+        log,
+        checkpoint.run_id if checkpoint else None,
+        reused=False,
+        reused_samples=reused,
+    )
+
+
+def _task_result(
+    task_name: str,
+    log_uri: str,
+    log: EvalLog,
+    source_run: str | None,
+    *,
+    reused: bool,
+    reused_samples: int = 0,
+) -> TaskRunResult:
+    rows = inspect_bridge.sample_rows(task_name, log)
+    score = inspect_bridge.task_score(task_name, rows)
+    get_dagster_logger().info(
+        f"Task {task_name}: score {score.mean:.3f} over n={score.n} ({score.errors} errored)"
         if score.mean is not None
-        else f"Task {spec.name}: no scored samples ({score.errors} errored)"
+        else f"Task {task_name}: no scored samples ({score.errors} errored)"
     )
     return TaskRunResult(
-        task=spec.name, log_uri=log_uri, inspect_status=log.status, rows=rows, score=score
+        task=task_name,
+        log_uri=log_uri,
+        inspect_status=log.status,
+        rows=rows,
+        score=score,
+        reused_samples=len(rows) if reused else reused_samples,
+        reused_from_run=source_run if (reused or reused_samples) else None,
     )
+
+
+def _checkpoint(
+    context: OpExecutionContext, evaluation: PreparedEvaluation, task_key: str
+) -> resume.TaskCheckpoint | None:
+    if not evaluation.resume:
+        return None
+    runs = resume.unfinished_predecessors(
+        context.instance, evaluation.partition, evaluation.fingerprint, context.run_id
+    )
+    return resume.find_checkpoint(runs, task_key)
+
+
+def _load_checkpoint_log(
+    checkpoint: resume.TaskCheckpoint, artifacts: ArtifactStore, log_dir: Path
+) -> EvalLog | None:
+    """The checkpoint's log, samples included, or None if it cannot be read (then run afresh)."""
+    try:
+        if checkpoint.log_uri.startswith("file://") and checkpoint.samples < 0:
+            path = Path(checkpoint.log_uri.removeprefix("file://"))
+        else:
+            path = log_dir / "previous" / Path(checkpoint.log_uri).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(artifacts.get(checkpoint.log_uri))
+        return read_eval_log(str(path))
+    except Exception as exc:  # a log cut short by a crash: nothing reusable in it
+        get_dagster_logger().warning(
+            f"cannot reuse {checkpoint.log_uri} from run {checkpoint.run_id}: {exc}"
+        )
+        return None
+
+
+def _keep_partial(
+    context: OpExecutionContext,
+    evaluation: PreparedEvaluation,
+    task_name: str,
+    task_key: str,
+    artifacts: ArtifactStore,
+) -> None:
+    """After a stop: keep what Inspect finished as a partial log (never a result)."""
+    log_dir = resume.inflight_dir(context.run_id, task_key)
+    logs = sorted(log_dir.glob("*.eval"))
+    try:
+        if logs:
+            data = logs[-1].read_bytes()
+            _store_partial(
+                context,
+                evaluation,
+                task_name,
+                task_key,
+                artifacts,
+                data,
+                read_eval_log(str(logs[-1])),
+            )
+    except Exception as exc:  # keep the in-flight folder: a later run can still salvage it
+        context.log.warning(f"Task {task_name}: partial log not kept ({exc})")
+        return
+    resume.discard_inflight(context.run_id, task_key)
+
+
+def _store_partial(
+    context: OpExecutionContext,
+    evaluation: PreparedEvaluation,
+    task_name: str,
+    task_key: str,
+    artifacts: ArtifactStore,
+    data: bytes,
+    log: EvalLog,
+) -> str:
+    prefix = (
+        f"partial/model={evaluation.model.id}/suite={evaluation.suite.name}/task={task_name}/"
+        f"{context.run_id}"
+    )
+    uri = artifacts.put(content_key(prefix, data, ".eval"), data)
+    samples = inspect_bridge.completed_samples(log)
+    resume.record(
+        context.instance,
+        context.run_id,
+        task_key,
+        resume.TaskCheckpoint(status="partial", log_uri=uri, samples=samples),
+    )
+    context.log.info(
+        f"Task {task_name}: partial log ({log.status}, {samples} finished sample(s)) kept at "
+        f"{uri}; not a result"
+    )
+    return uri
 
 
 def _canonical_json(value: object) -> bytes:
