@@ -89,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from eval_pipelines import definitions
+    from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.ops import EvaluationRefused, validate_evaluation
     from eval_pipelines.partitions import model_partitions, partition_key
 
@@ -102,6 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     instance = DagsterInstance.get()
+    # Runs whose worker was killed must read FAILURE before a resume looks for them.
+    fail_runs_with_dead_workers(instance)
     if not instance.has_dynamic_partition(model_partitions.name, model.id):
         instance.add_dynamic_partitions(model_partitions.name, [model.id])
     key = partition_key(model.id, suite.name)
@@ -182,6 +185,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"\nDagster instance: {home}\nUI: `evalctl ui` then open http://127.0.0.1:3000/assets/task_scores"
     )
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Recent runs with their true state: status, stop reason, and where each task got to."""
+    ensure_local_home()
+    from dagster import DagsterInstance
+
+    from eval_pipelines.launcher import fail_runs_with_dead_workers
+    from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX
+    from eval_pipelines.stopping import STOP_REASON_TAG
+
+    instance = DagsterInstance.get()
+    fail_runs_with_dead_workers(instance)
+    rows = []
+    for record in instance.get_run_records(limit=args.limit):
+        run = record.dagster_run
+        tasks = [
+            f"{key.removeprefix(TASK_TAG_PREFIX)}:{json.loads(value)['status']}"
+            for key, value in sorted(run.tags.items())
+            if key.startswith(TASK_TAG_PREFIX)
+        ]
+        rows.append(
+            [
+                run.run_id,
+                run.job_name,
+                run.tags.get(PARTITION_TAG, "-"),
+                run.status.value,
+                record.create_timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                " ".join(tasks) or "-",
+                run.tags.get(STOP_REASON_TAG, ""),
+            ]
+        )
+    print(_table(rows, ["run", "job", "partition", "status", "created", "tasks", "stop reason"]))
     return 0
 
 
@@ -300,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--strict", action="store_true", help="exit 1 if any catalog file failed to load"
         )
         p.set_defaults(func=func)
+
+    runs = sub.add_parser("runs", help="recent runs: status, stop reason, tasks done or partial")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=cmd_runs)
 
     stop = sub.add_parser(
         "stop", help="stop a run now: model and tool calls end, sandboxes die, nothing published"

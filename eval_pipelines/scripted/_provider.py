@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 from inspect_ai.model import (
@@ -34,9 +36,13 @@ class ScriptedModelAPI(ModelAPI):
         base_url: str | None = None,
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),  # noqa: B008 (Inspect's ModelAPI signature)
+        call_log: str | None = None,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config)
+        # Optional audit trail: one line per generate() call (wall time, policy), so tests
+        # and demos can check that no model call happens after a run was stopped.
+        self._call_log = Path(call_log) if call_log else None
         if model_name not in POLICIES:
             raise ValueError(
                 f"unknown scripted model {model_name!r}; known: {', '.join(sorted(POLICIES))}"
@@ -50,6 +56,9 @@ class ScriptedModelAPI(ModelAPI):
         tool_choice: ToolChoice,
         config: GenerateConfig,
     ) -> ModelOutput:
+        if self._call_log is not None:
+            with self._call_log.open("a") as ledger:
+                ledger.write(f"{time.time():.6f} {self.model_name} generate\n")
         turn = self._policy(Conversation(messages=input, tools=tools))
         if turn.tool is not None:
             output = ModelOutput.for_tool_call(
