@@ -1,5 +1,6 @@
 """Shared fixtures: a real, throwaway Dagster instance and the project's definitions."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from dagster import DagsterInstance
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.home import INSTANCE_CONFIG
 from eval_pipelines.partitions import model_partitions
-from tests.services import moto_s3
+from tests.services import BIN, Service, free_port, moto_s3
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
@@ -61,3 +63,41 @@ def write_suite(folder: Path, name: str, body: str) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(body)
     return path
+
+
+@pytest.fixture
+def services(dagster_home: Path, tmp_path: Path):
+    """A running webserver and daemon over workspace.yaml, on the test's DAGSTER_HOME."""
+    home = dagster_home
+    env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
+    # Create the SQLite schema once: webserver and daemon racing to create it can fail.
+    DagsterInstance.get().dispose()
+
+    port = free_port()
+    started: list[Service] = []
+    try:
+        started.append(
+            Service(
+                "webserver",
+                [
+                    str(BIN / "dagster-webserver"),
+                    "-w",
+                    str(WORKSPACE),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
+                tmp_path,
+                env,
+            )
+        )
+        started.append(
+            Service(
+                "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], tmp_path, env
+            )
+        )
+        yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
+    finally:
+        for service in started:
+            service.stop()

@@ -24,16 +24,37 @@ def require_sandbox_host() -> None:
     reap_stale_sandboxes()
 
 
-def sandbox_processes() -> list[str]:
-    """Host processes running as a sandbox uid (there should be none between samples)."""
+def sandbox_processes(under: str | None = None) -> list[str]:
+    """Host processes running as a sandbox uid (there should be none between samples).
+
+    `under`: only those of sandboxes whose folder is in that TMPDIR (other tests' sandboxes
+    on a shared machine are not this test's business).
+    """
     lines = subprocess.run(
         ["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True, check=True
     ).stdout
-    return [
+    found = [
         line
         for line in lines.splitlines()
         if HOST_UID_RANGE[0] <= int(line.split()[0]) < HOST_UID_RANGE[1]
     ]
+    if under is None:
+        return found
+    return [line for line in found if _sandbox_folder(int(line.split()[1]), under)]
+
+
+def _sandbox_folder(pid: int, under: str) -> bool:
+    """Is the process in the cgroup of a sandbox whose folder lives in `under`?"""
+    from pathlib import Path
+
+    try:
+        groups = Path(f"/proc/{pid}/cgroup").read_text().split()
+    except OSError:
+        return False
+    leaves = {g.rsplit("/", 1)[-1] for g in groups}
+    return any(
+        leaf.startswith("eval-sandbox-") and (Path(under) / leaf).exists() for leaf in leaves
+    )
 
 
 def leftover_sandbox_dirs() -> list[str]:

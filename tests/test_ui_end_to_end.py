@@ -3,7 +3,6 @@ daemon dequeues it (QueuedRunCoordinator), the run materializes the evaluation a
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from dagster import (
 from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
 from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
-WORKSPACE = PROJECT_ROOT / "workspace.yaml"
-
 MODEL, SUITE = "reference", "smoke"
 PARTITION = f"{MODEL}|{SUITE}"
 ASSETS = ("eval_logs", "sample_results", "task_scores")
@@ -34,44 +31,6 @@ RUN_LIFECYCLE = {
     DagsterEventType.RUN_FAILURE,
 }
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-
-
-@pytest.fixture
-def services(dagster_home: Path, tmp_path: Path):
-    """A running webserver and daemon over workspace.yaml, on the test's DAGSTER_HOME."""
-    home = dagster_home
-    env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
-    # Create the SQLite schema once: webserver and daemon racing to create it can fail.
-    DagsterInstance.get().dispose()
-
-    port = free_port()
-    started: list[Service] = []
-    try:
-        started.append(
-            Service(
-                "webserver",
-                [
-                    str(BIN / "dagster-webserver"),
-                    "-w",
-                    str(WORKSPACE),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
-                tmp_path,
-                env,
-            )
-        )
-        started.append(
-            Service(
-                "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], tmp_path, env
-            )
-        )
-        yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
-    finally:
-        for service in started:
-            service.stop()
 
 
 def _service_tails(services: dict) -> str:

@@ -1,0 +1,90 @@
+"""Helpers shared by the run-fault tests and bench/control.py: a scripted model whose
+calls are logged, UI-style launches over GraphQL, Terminate, and waiting on run states."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus
+
+MODEL, SUITE = "weak-ledger", "agentic-smoke"
+TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+def write_ledger_model(models: Path, calls: Path) -> None:
+    """A `weak` scripted model that logs each call to `calls` (wall time per line)."""
+    models.mkdir(parents=True, exist_ok=True)
+    (models / f"{MODEL}.yaml").write_text(
+        f"id: {MODEL}\nmodel: scripted/weak\nmodel_args: {{call_log: {calls}}}\n"
+    )
+
+
+def model_calls(ledger: Path) -> list[float]:
+    if not ledger.exists():
+        return []
+    return [float(line.split()[0]) for line in ledger.read_text().splitlines() if line]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def graphql(port: int, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+TERMINATE = """
+mutation Terminate($runId: String!, $policy: TerminateRunPolicy) {
+  terminateRun(runId: $runId, terminatePolicy: $policy) {
+    __typename
+    ... on PythonError { message }
+    ... on TerminateRunFailure { message }
+  }
+}
+"""
+
+
+def launch_from_the_ui_api(port: int, instance: DagsterInstance, executor: str, epochs: int) -> str:
+    """What the Launchpad does: a GraphQL launch carrying only the partition's tags."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from eval_pipelines.definitions import build_definitions
+    from eval_pipelines.partitions import model_partitions, partition_key
+
+    instance.add_dynamic_partitions(model_partitions.name, [MODEL])
+    job = build_definitions().resolve_job_def("evaluate")
+    tags = job.partitions_def.get_tags_for_partition_key(partition_key(MODEL, SUITE))
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    return client.submit_job_execution(
+        "evaluate",
+        repository_location_name="evals",
+        repository_name="__repository__",
+        run_config={
+            "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"epochs": epochs}}}}},
+            "execution": {"config": {executor: {}}},
+        },
+        tags=tags,
+    )
+
+
+def wait_for_status(instance: DagsterInstance, run_id: str, timeout: float):
+    return wait_for(
+        lambda: (r := instance.get_run_by_id(run_id)).status in TERMINAL and r,
+        timeout,
+        f"run {run_id} to end",
+    )

@@ -1,0 +1,290 @@
+"""Faults a real operator meets, each asserting the run's final state, that nothing is left
+working, that nothing is published for the run, and that a re-run resumes without loss.
+
+Model calls are counted with the scripted model's call log; tool calls by the sandbox
+processes (each runs as a sandbox uid).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
+
+from eval_pipelines.executors import WORKER_TAG
+from eval_pipelines.processes import ProcessIdentity
+from eval_pipelines.resume import TASK_TAG_PREFIX
+from tests.run_support import (
+    MODEL,
+    SUITE,
+    TERMINATE,
+    graphql,
+    launch_from_the_ui_api,
+    model_calls,
+    wait_for,
+    wait_for_status,
+    write_ledger_model,
+)
+from tests.sandbox_support import require_sandbox_host, sandbox_processes
+from tests.services import BIN, PROJECT_ROOT, tail
+
+TASK_KEY = "agentic_tools"
+PARTITION = f"{MODEL}|{SUITE}"
+EPOCHS = 40  # 3 samples x 40 epochs: long enough to stop mid-way, short enough to finish
+SAMPLES = 3 * EPOCHS
+# A stop or a death must end all model and tool calls within this (the bench measures it).
+QUIET_AFTER_S = 5.0
+
+
+@pytest.fixture
+def ledger(dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A scripted model whose every call is logged, in a model folder the run sees; the
+    run's sandboxes live in a TMPDIR of this test's own, so only they are watched."""
+    require_sandbox_host()
+    calls = tmp_path / "model-calls.log"
+    write_ledger_model(tmp_path / "models", calls)
+    monkeypatch.setenv("EVAL_MODEL_PATH", str(tmp_path / "models"))
+    # Outside pytest's 0700 folder: each sandbox's own uid must reach its folder.
+    sandboxes = Path(tempfile.mkdtemp(prefix="faults-sandboxes-", dir="/tmp"))
+    sandboxes.chmod(0o711)
+    monkeypatch.setenv("TMPDIR", str(sandboxes))
+    yield calls
+    shutil.rmtree(sandboxes, ignore_errors=True)
+
+
+def our_sandboxes() -> list[str]:
+    return sandbox_processes(os.environ["TMPDIR"])
+
+
+def evalctl(*args: str, tmp_path: Path, name: str) -> subprocess.Popen:
+    out = (tmp_path / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [str(BIN / "evalctl"), *args],
+        cwd=PROJECT_ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def latest_run(instance: DagsterInstance):
+    runs = instance.get_runs(limit=1)
+    return runs[0] if runs else None
+
+
+def wait_until_evaluating(instance: DagsterInstance, ledger: Path, calls: int = 60):
+    """The newest run is evaluating: `calls` model calls made (about a third of the run, so
+    Inspect has flushed finished samples to its log: it writes every 10)."""
+    wait_for(lambda: len(model_calls(ledger)) >= calls, 240, f"{calls} model calls")
+    run = latest_run(instance)
+    assert run is not None and run.status == DagsterRunStatus.STARTED, run
+    return run
+
+
+def assert_quiet_after(ledger: Path, moment: float) -> None:
+    """No model call and no sandbox process after `moment` + QUIET_AFTER_S."""
+    wait_for(lambda: not our_sandboxes(), QUIET_AFTER_S + 10, "sandbox processes to end")
+    time.sleep(2)  # anything still working would call the model again by now
+    late = [t - moment for t in model_calls(ledger) if t > moment + QUIET_AFTER_S]
+    assert not late, f"{len(late)} model call(s) more than {QUIET_AFTER_S}s after the stop"
+    assert not our_sandboxes()
+
+
+def assert_nothing_published(instance: DagsterInstance, run_id: str) -> None:
+    for asset in ("eval_logs", "sample_results", "task_scores"):
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[PARTITION]), limit=50
+        ).records
+        assert not [r for r in records if r.run_id == run_id], f"{asset} published by {run_id}"
+
+
+def resume_and_check(tmp_path: Path, ledger: Path, instance: DagsterInstance, stopped_run: str):
+    """A plain re-run finishes every sample once, making fewer model calls than a full run."""
+    before = len(model_calls(ledger))
+    rerun = evalctl(
+        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS), "--json",
+        tmp_path=tmp_path, name="resume",
+    )  # fmt: skip
+    assert rerun.wait(timeout=400) == 0, tail(tmp_path / "resume.log", 60)
+    output = (tmp_path / "resume.log").read_text()
+    result = json.loads(output[output.index("{\n") :])
+    (score,) = result["task_scores"]["tasks"]
+    assert score["n"] + score["errors"] == SAMPLES, score
+    log = result["eval_logs"]["agentic-tools"]["uri"].removeprefix("file://")
+    from inspect_ai.log import read_eval_log
+
+    samples = read_eval_log(log).samples
+    keys = [(s.id, s.epoch) for s in samples]
+    assert len(keys) == SAMPLES and len(set(keys)) == SAMPLES, "samples lost or duplicated"
+    run = instance.get_run_by_id(result["run_id"])
+    assert run.status == DagsterRunStatus.SUCCESS
+    # A full run makes as many model calls as the final log holds model events.
+    full = sum(1 for s in samples for e in s.events if e.event == "model")
+    made = len(model_calls(ledger)) - before
+    assert made < full, f"the re-run made {made} model calls; a full run makes {full}"
+    said = [line for line in output.splitlines() if f"resuming run {stopped_run}" in line]
+    assert said, f"the re-run did not say it resumed {stopped_run}:\n{output[-3000:]}"
+    reused = int(said[0].split(f"resuming run {stopped_run}: ")[1].split()[0])
+    assert reused > 0 and made <= full - reused, (made, full, reused)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_kill_9_of_evalctl_leaves_nothing_working_and_resumes(
+    executor: str, ledger: Path, dagster_home: Path, tmp_path: Path
+):
+    first = evalctl(
+        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        "--executor", executor, tmp_path=tmp_path, name="first",
+    )  # fmt: skip
+    with DagsterInstance.get() as instance:
+        run = wait_until_evaluating(instance, ledger)
+        os.kill(first.pid, signal.SIGKILL)
+        killed_at = time.time()
+        first.wait(timeout=30)
+        assert_quiet_after(ledger, killed_at)
+        assert_nothing_published(instance, run.run_id)
+
+        runs = subprocess.run(
+            [str(BIN / "evalctl"), "runs"], capture_output=True, text=True, timeout=120
+        )
+        assert runs.returncode == 0, runs.stderr
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+        resume_and_check(tmp_path, ledger, instance, run.run_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_evalctl_stop_during_tool_calls(
+    executor: str, ledger: Path, dagster_home: Path, tmp_path: Path
+):
+    first = evalctl(
+        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        "--executor", executor, tmp_path=tmp_path, name="first",
+    )  # fmt: skip
+    with DagsterInstance.get() as instance:
+        run = wait_until_evaluating(instance, ledger)
+        wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
+        stop_at = time.time()
+        stop = subprocess.run(
+            [str(BIN / "evalctl"), "stop", run.run_id, "--reason", "fault test"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert "CANCELED" in stop.stdout
+        assert_quiet_after(ledger, stop_at)
+        first.wait(timeout=60)
+
+        run = instance.get_run_by_id(run.run_id)
+        assert run.status == DagsterRunStatus.CANCELED
+        assert "fault test" in run.tags["eval/stop-reason"]
+        assert json.loads(run.tags[TASK_TAG_PREFIX + TASK_KEY])["status"] == "partial"
+        assert_nothing_published(instance, run.run_id)
+        resume_and_check(tmp_path, ledger, instance, run.run_id)
+
+
+@pytest.mark.slow
+def test_the_worker_tag_names_the_evalctl_process(ledger: Path, dagster_home: Path, tmp_path):
+    """What the health check relies on: the run worker records itself."""
+    proc = evalctl(
+        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        tmp_path=tmp_path, name="worker",
+    )  # fmt: skip
+    try:
+        with DagsterInstance.get() as instance:
+            run = wait_until_evaluating(instance, ledger, calls=2)
+            worker = ProcessIdentity.from_tag(run.tags[WORKER_TAG])
+            assert worker is not None and worker.pid == proc.pid and worker.alive()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wait_for(lambda: not our_sandboxes(), 20, "sandboxes to end")
+
+
+# --- Runs launched by the daemon, as from the UI ---------------------------------------
+
+
+def ui_launch(services: dict, instance: DagsterInstance, executor: str) -> str:
+    webserver, _ = services["services"]
+    webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=90)
+    return launch_from_the_ui_api(services["port"], instance, executor, EPOCHS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("executor", "policy"),
+    [("multiprocess", "SAFE_TERMINATE"), ("in_process", "MARK_AS_CANCELED_IMMEDIATELY")],
+)
+def test_terminate_from_the_ui_stops_a_daemon_launched_run(
+    executor: str, policy: str, ledger: Path, services: dict
+):
+    with DagsterInstance.get() as instance:
+        run_id = ui_launch(services, instance, executor)
+        wait_until_evaluating(instance, ledger)
+        wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
+        stop_at = time.time()
+        answer = graphql(services["port"], TERMINATE, {"runId": run_id, "policy": policy})
+        assert answer["data"]["terminateRun"]["__typename"] == "TerminateRunSuccess", answer
+        run = wait_for_status(instance, run_id, 60)
+        assert run.status == DagsterRunStatus.CANCELED
+        assert_quiet_after(ledger, stop_at)
+        assert_nothing_published(instance, run_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_kill_9_of_the_daemon_launched_run_worker(ledger: Path, services: dict):
+    with DagsterInstance.get() as instance:
+        run_id = ui_launch(services, instance, "multiprocess")
+        wait_until_evaluating(instance, ledger)
+        worker = ProcessIdentity.from_tag(instance.get_run_by_id(run_id).tags[WORKER_TAG])
+        assert worker is not None and worker.alive()
+        os.kill(worker.pid, signal.SIGKILL)
+        killed_at = time.time()
+        assert_quiet_after(ledger, killed_at)
+        # Run monitoring (5 s polls) asks the launcher, which sees the worker gone.
+        run = wait_for_status(instance, run_id, 60)
+        assert run.status == DagsterRunStatus.FAILURE
+        assert time.time() - killed_at < 60
+        assert_nothing_published(instance, run_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_webserver_and_daemon_stopped_mid_run_then_restarted(
+    ledger: Path, services: dict, tmp_path: Path
+):
+    from tests.services import Service
+
+    with DagsterInstance.get() as instance:
+        run_id = ui_launch(services, instance, "in_process")
+        wait_until_evaluating(instance, ledger)
+        for service in services["services"]:
+            service.stop()
+        stopped_at = time.time()
+        assert_quiet_after(ledger, stopped_at)
+
+        daemon = Service(
+            "daemon-again",
+            [str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+            tmp_path,
+            dict(os.environ),
+        )
+        try:
+            run = wait_for_status(instance, run_id, 90)
+        finally:
+            daemon.stop()
+        assert run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), run.status
+        assert_nothing_published(instance, run_id)
