@@ -117,50 +117,71 @@ def _postgres_bin(tool: str) -> str:
     return str(found[-1])
 
 
-@contextmanager
-def postgres_server():
-    """A private PostgreSQL cluster on loopback, trust auth; yields (host, port, user).
+class PostgresServer:
+    """A private PostgreSQL cluster on loopback, trust auth, database `dagster`.
 
     Runs as the `postgres` user when we are root (PostgreSQL refuses to run as root).
+    `stop()` and `start()` take it down and back up on the same data, for outage tests.
     """
-    import pwd
+
+    def __init__(self, folder: Path):
+        import pwd
+
+        self.folder, self.data = folder, folder / "data"
+        self.host, self.port, self.user = "127.0.0.1", free_port(), "postgres"
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(folder, account.pw_uid, account.pw_gid)
+            self._as_postgres = [
+                "setpriv",
+                f"--reuid={account.pw_uid}",
+                f"--regid={account.pw_gid}",
+                "--init-groups",
+            ]
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [*self._as_postgres, *args], check=True, capture_output=True, cwd=self.folder
+        )
+
+    def init(self) -> None:
+        self._run(_postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user)
+        self.start()
+        self._run(
+            _postgres_bin("createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user,
+            "dagster",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._run(
+            _postgres_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.folder / "server.log"),
+            "-o", f"-p {self.port} -k {self.folder} -c listen_addresses={self.host}", "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        subprocess.run([*self._as_postgres, _postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       capture_output=True, cwd=self.folder)  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """The variables deploy/scale/dagster.yaml reads."""
+        return {
+            "DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": self.user, "DAGSTER_PG_PASSWORD": "unused-with-trust-auth",
+            "DAGSTER_PG_DB": "dagster",
+        }  # fmt: skip
+
+
+@contextmanager
+def postgres_server():
+    """A running `PostgresServer`, removed afterwards."""
     import shutil
     import tempfile
 
-    as_postgres: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="eval-pg-"))
-    if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
-        os.chown(folder, account.pw_uid, account.pw_gid)
-        as_postgres = [
-            "setpriv",
-            f"--reuid={account.pw_uid}",
-            f"--regid={account.pw_gid}",
-            "--init-groups",
-        ]
-    data, port = folder / "data", free_port()
-
-    def run(*args):
-        return subprocess.run([*as_postgres, *args], check=True, capture_output=True, cwd=folder)
-
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="eval-pg-")))
     try:
-        run(_postgres_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-        run(
-            _postgres_bin("pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "server.log"),
-            "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start",
-        )  # fmt: skip
-        run(
-            _postgres_bin("createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "dagster",
-        )
-        yield "127.0.0.1", port, "postgres"
+        server.init()
+        yield server
     finally:
-        subprocess.run([*as_postgres, _postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, cwd=folder)  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)

@@ -24,11 +24,8 @@ def postgres_home(dagster_home: Path, monkeypatch: pytest.MonkeyPatch):
     (dagster_home / "dagster.yaml").write_text(
         yaml.safe_dump({"storage": storage, "telemetry": {"enabled": False}})
     )
-    with postgres_server() as (host, port, user):
-        for name, value in {
-            "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USERNAME": user,
-            "DAGSTER_PG_PASSWORD": "unused-with-trust-auth", "DAGSTER_PG_DB": "dagster",
-        }.items():  # fmt: skip
+    with postgres_server() as server:
+        for name, value in server.env().items():
             monkeypatch.setenv(name, value)
         yield dagster_home
 

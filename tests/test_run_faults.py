@@ -81,6 +81,12 @@ def latest_run(instance: DagsterInstance):
     return runs[0] if runs else None
 
 
+def kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def wait_until_evaluating(instance: DagsterInstance, ledger: Path, calls: int = 60):
     """The newest run is evaluating: `calls` model calls made (about a third of the run, so
     Inspect has flushed finished samples to its log: it writes every 10)."""
@@ -97,6 +103,17 @@ def assert_quiet_after(ledger: Path, moment: float) -> None:
     late = [t - moment for t in model_calls(ledger) if t > moment + QUIET_AFTER_S]
     assert not late, f"{len(late)} model call(s) more than {QUIET_AFTER_S}s after the stop"
     assert not our_sandboxes()
+
+
+def stop_requested_at(instance: DagsterInstance, run_id: str) -> float:
+    """When the run was first marked canceling (or canceled): the stop's moment of record."""
+    from dagster import DagsterEventType
+
+    events = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.RUN_CANCELING, DagsterEventType.RUN_CANCELED}
+    ).records
+    assert events, f"run {run_id} was never marked canceling"
+    return min(e.event_log_entry.timestamp for e in events)
 
 
 def assert_nothing_published(instance: DagsterInstance, run_id: str) -> None:
@@ -176,14 +193,13 @@ def test_evalctl_stop_during_tool_calls(
     with DagsterInstance.get() as instance:
         run = wait_until_evaluating(instance, ledger)
         wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
-        stop_at = time.time()
         stop = subprocess.run(
             [str(BIN / "evalctl"), "stop", run.run_id, "--reason", "fault test"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert "CANCELED" in stop.stdout
-        assert_quiet_after(ledger, stop_at)
+        assert_quiet_after(ledger, stop_requested_at(instance, run.run_id))
         first.wait(timeout=60)
 
         run = instance.get_run_by_id(run.run_id)
@@ -207,8 +223,7 @@ def test_the_worker_tag_names_the_evalctl_process(ledger: Path, dagster_home: Pa
             worker = ProcessIdentity.from_tag(run.tags[WORKER_TAG])
             assert worker is not None and worker.pid == proc.pid and worker.alive()
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_group(proc)
         wait_for(lambda: not our_sandboxes(), 20, "sandboxes to end")
 
 
@@ -234,12 +249,11 @@ def test_terminate_from_the_ui_stops_a_daemon_launched_run(
         run_id = ui_launch(services, instance, executor)
         wait_until_evaluating(instance, ledger)
         wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
-        stop_at = time.time()
         answer = graphql(services["port"], TERMINATE, {"runId": run_id, "policy": policy})
         assert answer["data"]["terminateRun"]["__typename"] == "TerminateRunSuccess", answer
         run = wait_for_status(instance, run_id, 60)
         assert run.status == DagsterRunStatus.CANCELED
-        assert_quiet_after(ledger, stop_at)
+        assert_quiet_after(ledger, stop_requested_at(instance, run_id))
         assert_nothing_published(instance, run_id)
 
 
@@ -288,3 +302,101 @@ def test_webserver_and_daemon_stopped_mid_run_then_restarted(
             daemon.stop()
         assert run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), run.status
         assert_nothing_published(instance, run_id)
+
+
+# --- Storage faults ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_postgres_down_longer_than_the_retry_budget(
+    ledger: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The run worker cannot record anything while PostgreSQL is down; once it is back, the
+    run reads FAILURE (its worker is gone) and a re-run reuses the finished work."""
+    import yaml
+
+    from tests.services import postgres_server
+
+    scale = yaml.safe_load((PROJECT_ROOT / "deploy" / "scale" / "dagster.yaml").read_text())
+    local = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    (dagster_home / "dagster.yaml").write_text(
+        yaml.safe_dump({**local, "storage": scale["storage"]})
+    )
+    with postgres_server() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        first = evalctl(
+            "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+            tmp_path=tmp_path, name="first",
+        )  # fmt: skip
+        with DagsterInstance.get() as instance:
+            run = wait_until_evaluating(instance, ledger)
+        server.stop()
+        try:
+            code = first.wait(timeout=300)
+        finally:
+            kill_group(first)
+        assert code != 0, "evalctl reported success while its storage was down"
+        output = (tmp_path / "first.log").read_text()
+        assert "error" in output.lower(), output[-2000:]
+        ended_at = time.time()
+        assert_quiet_after(ledger, ended_at)
+
+        server.start()
+        with DagsterInstance.get() as instance:
+            listing = subprocess.run(
+                [str(BIN / "evalctl"), "runs"], capture_output=True, text=True, timeout=120
+            )
+            assert listing.returncode == 0, listing.stderr
+            assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+            assert_nothing_published(instance, run.run_id)
+            resume_and_check(tmp_path, ledger, instance, run.run_id)
+
+
+@pytest.fixture
+def small_disk(dagster_home: Path):
+    """DAGSTER_HOME on its own 64 MiB tmpfs, so a test can fill it."""
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "eval-small-disk", str(dagster_home)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    (dagster_home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    yield dagster_home
+    subprocess.run(["umount", "-l", str(dagster_home)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_disk_full_during_a_task(ledger: Path, small_disk: Path, tmp_path: Path):
+    first = evalctl(
+        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        tmp_path=tmp_path, name="first",
+    )  # fmt: skip
+    with DagsterInstance.get() as instance:
+        run = wait_until_evaluating(instance, ledger)
+    filler = small_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)
+    try:
+        code = first.wait(timeout=300)
+    finally:
+        kill_group(first)
+    filler.unlink()
+    assert code != 0, "evalctl reported success on a full disk"
+    assert_quiet_after(ledger, time.time())
+
+    with DagsterInstance.get() as instance:
+        subprocess.run([str(BIN / "evalctl"), "runs"], capture_output=True, timeout=120)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+        assert_nothing_published(instance, run.run_id)
+        for artifact in (small_disk / "artifacts").rglob("*.eval"):
+            from inspect_ai.log import read_eval_log_headers
+
+            read_eval_log_headers([str(artifact)])  # every stored log is whole
+        resume_and_check(tmp_path, ledger, instance, run.run_id)
