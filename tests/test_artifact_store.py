@@ -1,7 +1,6 @@
 """Artifact stores are write-once and all or nothing, locally and on a real S3 API."""
 
 import os
-import subprocess
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from resources.artifact_store import (
     content_key,
 )
 from resources.s3_artifact_store import S3ArtifactStore
+from tests.services import small_tmpfs
 
 FIRST_KEY = content_key("logs", b"first", ".eval")
 
@@ -27,20 +27,8 @@ def files_under(folder: Path) -> list[Path]:
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A 64 KiB tmpfs: a disk that fills up. Needs root (mount); skipped otherwise."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root): {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small-disk") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 def test_content_key_depends_only_on_content():
