@@ -132,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     artifacts = definitions.defs.resources["artifacts"]
     scores, logs = (published.value(name, artifacts) for name in ("task_scores", "eval_logs"))
-    # ERROR only: the leaderboard warns about every model x suite never evaluated.
+    # ERROR only: the console shows our summary, not the leaderboard run's engine events.
     board = definitions.leaderboard_job_def().execute_in_process(
         instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     )
