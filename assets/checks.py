@@ -8,7 +8,7 @@ from dagster import (
     asset_check,
 )
 
-from eval_pipelines.records import materialization
+from eval_pipelines.records import published_result
 
 
 def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[AssetChecksDefinition]:
@@ -37,8 +37,10 @@ def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[Asset
 
         Taken from the materialization, not the catalog: the suite file may have changed since.
         """
-        recorded = materialization(context.instance, "sample_results", context.partition_key)
-        threshold = recorded.metadata["max_error_rate"].value
+        published = published_result(
+            context.instance, context.partition_key, prefer_run=context.run.run_id
+        )
+        threshold = published.metadata("sample_results", "max_error_rate")
         errored = sum(r["error"] is not None for r in sample_results)
         rate = errored / len(sample_results) if sample_results else 1.0
         return AssetCheckResult(

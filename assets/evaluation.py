@@ -9,7 +9,11 @@ EVALUATION_GROUP = "evaluation"
 
 
 def build_evaluation_assets(partitions_def: MultiPartitionsDefinition) -> AssetsDefinition:
-    """`eval_logs`, `sample_results` and `task_scores`, partitioned by model x suite."""
+    """`eval_logs`, `sample_results` and `task_scores`, partitioned by model x suite.
+
+    All three are stored as snapshots by `publish_results` and read back through the
+    results IO manager (set on its outputs), so readers only see one run's complete set.
+    """
 
     @graph_multi_asset(
         name="evaluation",
@@ -19,7 +23,6 @@ def build_evaluation_assets(partitions_def: MultiPartitionsDefinition) -> Assets
             "eval_logs": AssetOut(
                 description="Inspect `.eval` logs of each task, stored immutably in the artifact store.",
                 code_version=HARNESS_VERSION,
-                io_manager_key="io_manager",
             ),
             "sample_results": AssetOut(
                 description="One row per sample and epoch: score, tokens, time, error, limit hit.",

@@ -1,21 +1,32 @@
-"""Leaderboard: the latest task scores of every model on every suite."""
+"""Leaderboard: the published task scores of every model on every suite."""
 
 import statistics
+from collections.abc import Collection
 
 from dagster import (
     AllPartitionMapping,
+    AssetDep,
     AssetExecutionContext,
-    AssetIn,
+    AssetsDefinition,
     AutomationCondition,
     MetadataValue,
     asset,
 )
 
 from eval_pipelines.partitions import split_partition_key
+from eval_pipelines.records import published_partitions, published_result
+from resources.artifact_store import ArtifactStore
+
+IN_CATALOG, NOT_IN_CATALOG = "in catalog", "not in catalog"
 
 
-def leaderboard_rows(task_scores_by_partition: dict[str, dict]) -> list[dict]:
-    """One row per (model, suite): mean over tasks plus each task's mean, best first."""
+def leaderboard_rows(
+    task_scores_by_partition: dict[str, dict], catalog_suites: Collection[str]
+) -> list[dict]:
+    """One row per (model, suite): mean over tasks plus each task's mean, best first.
+
+    Rows of a suite no longer in the catalog stay, marked, rather than vanish.
+    """
     rows = []
     for key, scores in task_scores_by_partition.items():
         model_id, suite = split_partition_key(key)
@@ -27,6 +38,7 @@ def leaderboard_rows(task_scores_by_partition: dict[str, dict]) -> list[dict]:
                 "model": scores["model"],
                 "suite": suite,
                 "suite_version": scores["suite_version"],
+                "suite_status": IN_CATALOG if suite in catalog_suites else NOT_IN_CATALOG,
                 "overall": statistics.fmean(scored) if scored else None,
                 "tasks": means,
                 "evaluated_at": scores["evaluated_at"],
@@ -41,8 +53,9 @@ def _markdown(rows: list[dict]) -> str:
     for suite in sorted({r["suite"] for r in rows}):
         suite_rows = [r for r in rows if r["suite"] == suite]
         tasks = sorted({t for r in suite_rows for t in r["tasks"]})
+        status = "" if suite_rows[0]["suite_status"] == IN_CATALOG else f" ({NOT_IN_CATALOG})"
         lines += [
-            f"### {suite}",
+            f"### {suite}{status}",
             "",
             "| model | overall | " + " | ".join(tasks) + " |",
             "|---|---|" + "---|" * len(tasks),
@@ -58,33 +71,51 @@ def _markdown(rows: list[dict]) -> str:
 
 
 # Not `eager()`: that waits for every upstream partition, and most model x suite
-# combinations are never evaluated. Refresh whenever any evaluation lands instead.
+# combinations are never evaluated. Refresh whenever any evaluation lands instead, even
+# while other evaluations run or are stuck (the leaderboard reads only published results),
+# but never two at once. A result that lands while a refresh is requested or running is
+# kept pending, not cleared by that request: that run may have read before it landed.
+_NEW_RESULTS = AutomationCondition.any_deps_updated()
 REFRESH_AFTER_NEW_RESULTS = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
+    _NEW_RESULTS.since(
+        (AutomationCondition.newly_requested() & ~_NEW_RESULTS)
+        | AutomationCondition.initial_evaluation()
+    )
     & ~AutomationCondition.in_progress()
 ).with_label("refresh after new results")
 
 
-@asset(
-    ins={
-        "task_scores": AssetIn(
-            partition_mapping=AllPartitionMapping(),
-            # Most model x suite combinations are never evaluated; skip them.
-            metadata={"allow_missing_partitions": True},
-        )
-    },
-    group_name="analytics",
-    automation_condition=REFRESH_AFTER_NEW_RESULTS,
-)
-def leaderboard(context: AssetExecutionContext, task_scores: dict[str, dict]) -> list[dict]:
-    """Latest task scores for every evaluated model and suite."""
-    rows = leaderboard_rows(task_scores)
-    context.add_output_metadata(
-        {
-            "evaluations": len(rows),
-            "models": len({r["model_id"] for r in rows}),
-            "table": MetadataValue.md(_markdown(rows)),
-        }
+def build_leaderboard(catalog_suites: Collection[str]) -> AssetsDefinition:
+    """The leaderboard over every published partition; `catalog_suites` marks current ones."""
+
+    @asset(
+        # Not an input: the partitions definition holds only suites that load now, and
+        # results of a suite that stopped loading must stay visible. Read from the instance.
+        deps=[AssetDep("task_scores", partition_mapping=AllPartitionMapping())],
+        group_name="analytics",
+        automation_condition=REFRESH_AFTER_NEW_RESULTS,
     )
-    return rows
+    def leaderboard(context: AssetExecutionContext, artifacts: ArtifactStore) -> list[dict]:
+        """Published task scores for every evaluated model and suite."""
+        scores = {}
+        for key in published_partitions(context.instance):
+            try:
+                scores[key] = published_result(context.instance, key).value(
+                    "task_scores", artifacts
+                )
+            except LookupError as exc:
+                context.log.warning(f"left out: {exc}")
+        rows = leaderboard_rows(scores, catalog_suites)
+        context.add_output_metadata(
+            {
+                "evaluations": len(rows),
+                "models": len({r["model_id"] for r in rows}),
+                "suites_not_in_catalog": len(
+                    {r["suite"] for r in rows if r["suite_status"] == NOT_IN_CATALOG}
+                ),
+                "table": MetadataValue.md(_markdown(rows)),
+            }
+        )
+        return rows
+
+    return leaderboard

@@ -75,14 +75,6 @@ def _failure_messages(result) -> list[str]:
     return messages
 
 
-def _snapshot(instance, artifacts, asset: str, partition: str, run_id: str):
-    """The value `run_id` materialized for `asset`, from its immutable artifact snapshot."""
-    from eval_pipelines.records import materialization
-
-    url = materialization(instance, asset, partition, run_id).metadata["snapshot"].value
-    return json.loads(artifacts.get(url))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     # Imported late: DAGSTER_HOME must be set before the definitions build resources.
@@ -92,6 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.ops import EvaluationRefused, validate_evaluation
     from eval_pipelines.partitions import model_partitions, partition_key
+    from eval_pipelines.records import run_result
 
     catalog = Catalog.default()
     sandbox = definitions.defs.resources["sandbox"]
@@ -138,12 +131,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {message}", file=sys.stderr)
         return 1
 
+    published = run_result(instance, key, result.run_id)
+    if published is None:
+        print(f"error: run {result.run_id} did not record all its results", file=sys.stderr)
+        return 1
     artifacts = definitions.defs.resources["artifacts"]
-    scores, logs = (
-        _snapshot(instance, artifacts, name, key, result.run_id)
-        for name in ("task_scores", "eval_logs")
-    )
-    # ERROR only: the leaderboard warns about every model x suite never evaluated.
+    scores, logs = (published.value(name, artifacts) for name in ("task_scores", "eval_logs"))
+    # ERROR only: the console shows our summary, not the leaderboard run's engine events.
     board = definitions.leaderboard_job_def().execute_in_process(
         instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     )

@@ -9,7 +9,7 @@ from dagster import BetaWarning, Definitions, PreviewWarning
 
 from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
-from assets.leaderboard import leaderboard
+from assets.leaderboard import build_leaderboard
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.executors import executor_from_env
 from eval_pipelines.jobs import (
@@ -20,6 +20,7 @@ from eval_pipelines.jobs import (
 )
 from eval_pipelines.partitions import evaluation_partitions
 from resources import resources_for
+from resources.results_io import RESULTS_IO_MANAGER, PublishedResultIOManager
 from sensors.analytics import analytics_automation_sensor
 from sensors.catalog import model_catalog_sensor
 
@@ -38,12 +39,15 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         logger.warning("catalog file skipped: %s", error)
     partitions_def = evaluation_partitions(list(catalog.suites))
     evaluation = build_evaluation_assets(partitions_def)
+    resources = {**resources_for(), **(resources or {})}
+    # Results are read back through whichever artifact store is in use.
+    results_io = PublishedResultIOManager(artifacts=resources["artifacts"])
     return Definitions(
-        assets=[evaluation, leaderboard],
+        assets=[evaluation, build_leaderboard(set(catalog.suites))],
         asset_checks=build_result_checks(partitions_def),
         jobs=[build_evaluation_job(evaluation), leaderboard_job],
         sensors=[model_catalog_sensor, analytics_automation_sensor],
-        resources={**resources_for(), **(resources or {})},
+        resources={RESULTS_IO_MANAGER: results_io, **resources},
         executor=executor_from_env(),
     )
 

@@ -35,6 +35,7 @@ from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
 from eval_pipelines.versions import code_version, runtime_versions
 from resources.artifact_store import ArtifactStore, content_key
+from resources.results_io import RESULTS_IO_MANAGER
 from resources.sandbox import SandboxBackend
 
 
@@ -412,9 +413,10 @@ def _markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 @op(
     out={
-        "eval_logs": Out(dict),
-        "sample_results": Out(list),
-        "task_scores": Out(dict),
+        # Stored and loaded by the results IO manager: see `resources.results_io`.
+        "eval_logs": Out(dict, io_manager_key=RESULTS_IO_MANAGER),
+        "sample_results": Out(list, io_manager_key=RESULTS_IO_MANAGER),
+        "task_scores": Out(dict, io_manager_key=RESULTS_IO_MANAGER),
     },
     tags={**op_k8s_tags("publish"), "stage": "publish"},
 )
@@ -424,7 +426,11 @@ def publish_results(
     results: list[TaskRunResult],
     artifacts: ArtifactStore,
 ):
-    """Turn the task runs into the three result assets, each versioned and traceable."""
+    """Turn the task runs into the three result assets, each versioned and traceable.
+
+    Readers take a partition's result from the latest run that recorded all three
+    (`eval_pipelines.records`), so a run that fails here publishes nothing.
+    """
     model, suite = evaluation.model, evaluation.suite
     results = sorted(results, key=lambda r: [t.name for t in suite.tasks].index(r.task))
     identity = {
@@ -450,49 +456,55 @@ def publish_results(
     }
     prefix = f"results/model={model.id}/suite={suite.name}/{evaluation.run_id}"
 
-    def publish(name: str, value: object, extra: dict) -> Output:
+    errored = sum(r["error"] is not None for r in rows)
+    score_rows = [r.score.model_dump() for r in results]
+    outputs = {
+        "eval_logs": (
+            logs,
+            {f"log/{task}": MetadataValue.url(entry["uri"]) for task, entry in logs.items()},
+        ),
+        "sample_results": (
+            rows,
+            {
+                "samples": len(rows),
+                "errored_samples": errored,
+                "max_error_rate": suite.max_error_rate,
+                "preview": MetadataValue.md(
+                    _markdown_table(
+                        rows[:20], ["task", "sample_id", "epoch", "score", "total_tokens", "error"]
+                    )
+                ),
+            },
+        ),
+        "task_scores": (
+            scores,
+            {
+                # Numeric metadata per task: the UI plots these across materializations.
+                **{f"score/{s['task']}": s["mean"] for s in score_rows if s["mean"] is not None},
+                "scores": MetadataValue.md(
+                    _markdown_table(
+                        score_rows,
+                        ["task", "mean", "stderr", "ci95_low", "ci95_high", "n", "errors"],
+                    )
+                ),
+            },
+        ),
+    }
+
+    def write_snapshot(name: str, value: object) -> tuple[DataVersion, str]:
         data = _canonical_json(value)
         version = DataVersion(content_key("", data, "").strip("/"))
-        uri = artifacts.put(content_key(f"{prefix}/{name}", data, ".json"), data)
+        return version, artifacts.put(content_key(f"{prefix}/{name}", data, ".json"), data)
+
+    # All or nothing: every snapshot is written before any output is yielded, and the
+    # results IO manager stores nothing, so a failed write records none of the three.
+    snapshots = {name: write_snapshot(name, value) for name, (value, _) in outputs.items()}
+    for name, (value, extra) in outputs.items():
+        version, uri = snapshots[name]
         metadata = {
             **common,
             "data_version": version.value,
             "snapshot": MetadataValue.url(uri),
             **extra,
         }
-        return Output(value, name, data_version=version, metadata=metadata)
-
-    yield publish(
-        "eval_logs",
-        logs,
-        {f"log/{task}": MetadataValue.url(entry["uri"]) for task, entry in logs.items()},
-    )
-    errored = sum(r["error"] is not None for r in rows)
-    yield publish(
-        "sample_results",
-        rows,
-        {
-            "samples": len(rows),
-            "errored_samples": errored,
-            "max_error_rate": suite.max_error_rate,
-            "preview": MetadataValue.md(
-                _markdown_table(
-                    rows[:20], ["task", "sample_id", "epoch", "score", "total_tokens", "error"]
-                )
-            ),
-        },
-    )
-    score_rows = [r.score.model_dump() for r in results]
-    yield publish(
-        "task_scores",
-        scores,
-        {
-            # Numeric metadata per task: the UI plots these across materializations.
-            **{f"score/{s['task']}": s["mean"] for s in score_rows if s["mean"] is not None},
-            "scores": MetadataValue.md(
-                _markdown_table(
-                    score_rows, ["task", "mean", "stderr", "ci95_low", "ci95_high", "n", "errors"]
-                )
-            ),
-        },
-    )
+        yield Output(value, name, data_version=version, metadata=metadata)

@@ -1,16 +1,82 @@
-"""Looking up result materializations in the Dagster instance."""
+"""The published result of an evaluation partition, resolved from the Dagster instance.
 
-from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance
+A partition's result is three assets written by one publish step. Their materializations
+are three event-log writes, so a crash between them could record some and not others;
+every reader therefore takes the latest run that recorded all three, and never mixes runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+)
+
+from resources.artifact_store import ArtifactStore
+
+RESULT_ASSETS = ("eval_logs", "sample_results", "task_scores")
+# Written last by `publish_results`: every complete run has one.
+_LAST_RESULT = AssetKey("task_scores")
 
 
-def materialization(
-    instance: DagsterInstance, asset: str, partition: str, run_id: str | None = None
-) -> AssetMaterialization:
-    """The latest materialization of `asset` for `partition` (by `run_id` if given)."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=20
+@dataclass(frozen=True)
+class PublishedResult:
+    """One run's complete set of result materializations for one partition."""
+
+    partition: str
+    run_id: str
+    materializations: dict[str, AssetMaterialization]
+
+    def metadata(self, asset: str, name: str):
+        return self.materializations[asset].metadata[name].value
+
+    def value(self, asset: str, artifacts: ArtifactStore):
+        """The asset's value, read from the immutable snapshot the run wrote."""
+        return json.loads(artifacts.get(self.metadata(asset, "snapshot")))
+
+
+def run_result(instance: DagsterInstance, partition: str, run_id: str) -> PublishedResult | None:
+    """`run_id`'s result for `partition`, or None unless it recorded all three assets."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
     ).records
-    matching = [r for r in records if run_id is None or r.run_id == run_id]
-    if not matching:
-        raise LookupError(f"no materialization of {asset} for {partition} (run {run_id})")
-    return matching[0].asset_materialization
+    found = {
+        m.asset_key.to_user_string(): m
+        for m in (r.asset_materialization for r in records)
+        if m is not None and m.partition == partition
+    }
+    if not all(asset in found for asset in RESULT_ASSETS):
+        return None
+    return PublishedResult(partition, run_id, {a: found[a] for a in RESULT_ASSETS})
+
+
+def published_result(
+    instance: DagsterInstance, partition: str, prefer_run: str | None = None
+) -> PublishedResult:
+    """The partition's result: `prefer_run`'s if complete, else the latest complete run's."""
+    if prefer_run and (result := run_result(instance, partition, prefer_run)):
+        return result
+    records_filter = AssetRecordsFilter(asset_key=_LAST_RESULT, asset_partitions=[partition])
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=20, cursor=cursor)
+        for record in page.records:
+            if result := run_result(instance, partition, record.run_id):
+                return result
+        if not page.has_more:
+            raise LookupError(
+                f"no published result for {partition}: no run recorded all of "
+                f"{', '.join(RESULT_ASSETS)}"
+            )
+        cursor = page.cursor
+
+
+def published_partitions(instance: DagsterInstance) -> list[str]:
+    """Every partition ever published, including those whose suite or model left the catalog."""
+    return sorted(instance.get_materialized_partitions(_LAST_RESULT))

@@ -185,3 +185,29 @@ def postgres_server():
     finally:
         server.stop()
         shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@contextmanager
+def small_tmpfs(mount_point: Path, size: str = "64k"):
+    """A tiny tmpfs at `mount_point`: a disk that fills up. Skips the test unless mount works."""
+    import pytest
+
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill_disk(folder: Path, leave_bytes: int) -> None:
+    """Fill the filesystem holding `folder` until only `leave_bytes` remain free."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    (folder / ".filler").write_bytes(b"\0" * max(free - leave_bytes, 0))

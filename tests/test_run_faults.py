@@ -34,7 +34,7 @@ from tests.run_support import (
     write_ledger_model,
 )
 from tests.sandbox_support import require_sandbox_host, sandbox_processes
-from tests.services import BIN, PROJECT_ROOT, tail
+from tests.services import BIN, PROJECT_ROOT, fill_disk, tail
 
 TASK_KEY = "agentic_tools"
 PARTITION = f"{MODEL}|{SUITE}"
@@ -357,19 +357,11 @@ def test_postgres_down_longer_than_the_retry_budget(
 @pytest.fixture
 def small_disk(dagster_home: Path):
     """DAGSTER_HOME on its own 64 MiB tmpfs, so a test can fill it."""
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "eval-small-disk", str(dagster_home)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    (dagster_home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    yield dagster_home
-    subprocess.run(["umount", "-l", str(dagster_home)], capture_output=True)
+    from tests.services import small_tmpfs
+
+    with small_tmpfs(dagster_home, "64m"):
+        (dagster_home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+        yield dagster_home
 
 
 @pytest.mark.slow
@@ -381,8 +373,8 @@ def test_disk_full_during_a_task(ledger: Path, small_disk: Path, tmp_path: Path)
     )  # fmt: skip
     with DagsterInstance.get() as instance:
         run = wait_until_evaluating(instance, ledger)
-    filler = small_disk / "filler"
-    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)
+    fill_disk(small_disk, leave_bytes=0)
+    filler = small_disk / ".filler"
     try:
         code = first.wait(timeout=300)
     finally:

@@ -30,9 +30,16 @@ def test_evaluation_runs_with_s3_io_and_artifacts(
             "Contents"
         ]
     }
-    assert any(k.startswith("dagster-io/task_scores/") for k in keys)
+    # Intermediate outputs go through the S3 IO manager; results are only their snapshots.
+    assert any(k.startswith("dagster-io/") for k in keys)
+    assert not any(k.startswith("dagster-io/task_scores") for k in keys)
+    assert any(k.startswith("evals/results/model=reference/suite=smoke/") for k in keys)
     uri = result.output_for_node("evaluation", "eval_logs")["popularity"]["uri"]
     assert uri.startswith("s3://evals/evals/eval-logs/")
+
+    board = defs.resolve_job_def("refresh_leaderboard").execute_in_process(instance=instance)
+    [row] = board.output_for_node("leaderboard")
+    assert row["run_id"] == result.run_id and row["overall"] == 1.0
 
     local = tmp_path / "popularity.eval"
     local.write_bytes(defs.resources["artifacts"].get(uri))
