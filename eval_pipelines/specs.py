@@ -249,9 +249,10 @@ def _read_spec_text(path: Path) -> str:
     """The file's text, refusing what is not a small UTF-8 text file (never blocks on a FIFO)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        with os.fdopen(fd, "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                raise SpecFileError(path, "not a regular file")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SpecFileError(path, "not a regular file")
+        with open(fd, "rb") as stream:
             data = stream.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecFileError(path, f"cannot read: {exc.strerror or exc}") from exc
