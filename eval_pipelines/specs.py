@@ -215,7 +215,8 @@ class EvalRequest(_Spec):
         return tags
 
     def run_tags(self) -> dict[str, str]:
-        """Dagster run tags: model and suite (used by the queue's concurrency limits)."""
+        """Dagster run tags naming model, suite and the requester's tags (for search; the
+        queue's limits key on the partition's own tags)."""
         return {
             "eval/model": self.model,
             "eval/suite": self.suite,

@@ -128,7 +128,7 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
                     "evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 3}}}}
                 }
             },
-            tags={**partition_tags, "eval/model": MODEL, "eval/suite": SUITE},
+            tags=partition_tags,
         )
 
         deadline = time.monotonic() + RUN_TIMEOUT_S
