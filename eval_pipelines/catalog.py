@@ -52,7 +52,7 @@ class Catalog:
     errors: list[str] = field(default_factory=list, compare=False)
     # The structured side of `errors`: files that failed, by kind; folders that are missing.
     failed: dict[str, list[SpecFileError]] = field(default_factory=dict, compare=False)
-    bad_folders: list[str] = field(default_factory=list, compare=False)
+    folder_errors: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
     def default(cls) -> Catalog:
@@ -75,7 +75,7 @@ class Catalog:
         origin: dict[str, Path] = {}
         bad_folders: list[str] = []
         files = _yaml_files(dirs, variable, bad_folders)
-        self.bad_folders.extend(bad_folders)
+        self.folder_errors.extend(bad_folders)
         self.errors.extend(bad_folders)
         for path in files:
             try:
@@ -96,6 +96,11 @@ class Catalog:
         """Every file that failed to load and folder that is missing (loads suites and models)."""
         self.suites, self.models  # noqa: B018 (loading fills self.errors)
         return list(self.errors)
+
+    def bad_folders(self) -> list[str]:
+        """Catalog folders that are missing or unreadable (loads suites and models)."""
+        self.problems()
+        return list(self.folder_errors)
 
     def suite(self, name: str) -> SuiteSpec:
         """The suite called `name`, or a `SpecError` naming its broken file or the known ones."""

@@ -80,9 +80,8 @@ _CONFIG_FLAGS = {
 
 
 def _print_progress(entry) -> None:
-    """Our ops' log lines and Dagster's errors, as the run writes them (engine debug: no)."""
-    event = entry.dagster_event
-    if entry.user_message and entry.level >= (logging.INFO if event is None else logging.ERROR):
+    """Our ops' log lines as the run writes them (failures are summed up at the end)."""
+    if entry.dagster_event is None and entry.user_message and entry.level >= logging.INFO:
         print(f"{entry.step_key or 'run'}: {entry.user_message}", file=sys.stderr, flush=True)
 
 
@@ -101,8 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"error: {flag} {item['input']}: {item['msg']}", file=sys.stderr)
         return 2
     catalog = Catalog.default()
-    if catalog.bad_folders:
-        for problem in catalog.bad_folders:
+    if catalog.bad_folders():
+        for problem in catalog.bad_folders():
             print(f"error: {problem}", file=sys.stderr)
         return 2
     try:

@@ -81,27 +81,36 @@ def follow(
 
 
 def failure_reasons(events: list[DagsterEvent]) -> list[str]:
-    """Why a run failed, from its events: failed steps first, then run-level errors."""
+    """Why a run failed, from its events: failed steps and engine errors, else the run's."""
     reasons = []
     for event in events:
+        error = getattr(event.event_specific_data, "error", None)
         if event.event_type == DagsterEventType.STEP_FAILURE:
             data = event.step_failure_data
             detail = (data.user_failure_data.description if data.user_failure_data else None) or (
-                _error_text(data.error) if data.error else "failed without an error"
+                _error_text(error) if error else "failed without an error"
             )
             reasons.append(f"{event.step_key}: {detail}")
-        elif event.event_type in (DagsterEventType.RUN_FAILURE, DagsterEventType.ENGINE_EVENT):
+        elif event.event_type == DagsterEventType.ENGINE_EVENT and error is not None:
+            reasons.append(f"{event.message}: {_error_text(error)}")
+    if not reasons:
+        failures = [e for e in events if e.event_type == DagsterEventType.RUN_FAILURE]
+        for event in failures:
             error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                reasons.append(f"{event.message or 'run'}: {_error_text(error)}")
-            elif event.event_type == DagsterEventType.RUN_FAILURE and not reasons:
-                reasons.append(event.message or "run failed")
+            reasons.append(f"{event.message}: {_error_text(error)}" if error else event.message)
     return reasons
 
 
 def _error_text(error) -> str:
-    """`Type: message` of a serialized error, following its causes to the root."""
-    while error.cause is not None and not error.message.strip():
-        error = error.cause
-    message = error.message.strip()
-    return message if message.startswith(error.cls_name or "") else f"{error.cls_name}: {message}"
+    """The error's first line, and its root cause (the storage or OS error users can act on)."""
+    root = error
+    while root.cause is not None:
+        root = root.cause
+    return _line(error) if root is error else f"{_line(error)} (caused by {_line(root)})"
+
+
+def _line(error) -> str:
+    """`Class: first line`, without the `module.Class: ` prefix serialized errors carry."""
+    first = (error.message.strip().splitlines() or [""])[0]
+    prefix, sep, rest = first.partition(": ")
+    return f"{error.cls_name}: {rest if sep and prefix.endswith(str(error.cls_name)) else first}"

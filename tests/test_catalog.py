@@ -56,10 +56,10 @@ def test_missing_folder_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("EVAL_MODEL_PATH", str(tmp_path / "nowhere"))
     catalog = Catalog.default()
     assert "reference" in catalog.models
-    assert catalog.bad_folders == [
+    assert catalog.bad_folders() == [
         f"{tmp_path / 'nowhere'}: folder in EVAL_MODEL_PATH does not exist"
     ]
-    assert catalog.problems() == catalog.bad_folders
+    assert catalog.problems() == catalog.bad_folders()
 
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
