@@ -120,12 +120,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(args, home: Path, model, suite, request: EvalRequest, eval_config) -> int:
-    from dagster import DagsterInstance, DagsterRunStatus, execute_job, reconstructable
+    from dagster import DagsterRunStatus, execute_job, reconstructable
 
     from eval_pipelines import definitions, launch
+    from eval_pipelines.daemon import open_instance
     from eval_pipelines.partitions import model_partitions, partition_key
 
-    instance = DagsterInstance.get()
+    instance = open_instance(home)
     if not instance.has_dynamic_partition(model_partitions.name, model.id):
         instance.add_dynamic_partitions(model_partitions.name, [model.id])
     key = partition_key(model.id, suite.name)

@@ -49,6 +49,19 @@ def _try_lock(path: Path, mode: int) -> int | None:
     return fd
 
 
+def open_instance(home: Path):
+    """The instance, created under a lock: evalctl runs started together on a fresh home
+    would race to create its SQLite schema (alembic_version UNIQUE constraint)."""
+    from dagster import DagsterInstance
+
+    fd = os.open(_lock_dir(home) / "instance.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return DagsterInstance.get()
+    finally:
+        os.close(fd)
+
+
 def queue_daemon_alive(instance) -> bool:
     """Whether some daemon (ours, `evalctl ui`'s, a deployment's) drains this queue."""
     beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,46 @@ def test_doctor_names_what_is_missing(tmp_path: Path):
     result = run_without_bubblewrap([EVALCTL, "doctor"])
     assert result.returncode == 1
     assert "NOT ready" in result.stdout and "apt-get install bubblewrap" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_concurrent_runs_of_one_partition_queue_behind_one_private_daemon(tmp_path: Path):
+    """Three `evalctl run` of one partition, no daemon running: one private daemon drains
+    the queue, the runs never overlap, all succeed, and the daemon stops afterwards."""
+    home = tmp_path / "home"
+    environment = {**os.environ, "DAGSTER_HOME": str(home)}
+    environment.pop("EVAL_DEPLOYMENT", None)
+    args = [EVALCTL, "run", "--model", "reference", "--suite", "smoke", "--sample-limit", "2"]
+    procs = [
+        subprocess.Popen(args, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=800) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()[-3000:]
+        assert b"queued" in out
+    with DagsterInstance.from_config(str(home)) as instance:
+        records = sorted(instance.get_run_records(), key=lambda r: r.start_time)
+        evaluations = [r for r in records if r.dagster_run.job_name == "evaluate"]
+        assert len(evaluations) == 3
+        assert all(r.dagster_run.status.value == "SUCCESS" for r in evaluations)
+        for earlier, later in zip(evaluations, evaluations[1:], strict=False):
+            assert earlier.end_time <= later.start_time, "two runs of one partition overlapped"
+    deadline = time.monotonic() + 60
+    while _private_daemons(home) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _private_daemons(home) == []
+
+
+def _private_daemons(home: Path) -> list[int]:
+    """Supervisors started for `home` that are still alive."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"eval_pipelines.daemon" in command and str(home).encode() in command:
+            found.append(int(proc.name))
+    return found
