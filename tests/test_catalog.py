@@ -7,6 +7,8 @@ from eval_pipelines.catalog import Catalog
 from eval_pipelines.specs import SpecError
 from tests.conftest import PROJECT_ROOT, write_suite
 
+FINE_SUITE = "name: fine\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/popularity}]\n"
+
 
 def test_shipped_catalog_loads_cleanly():
     catalog = Catalog.default()
@@ -21,11 +23,7 @@ def test_bad_user_file_is_skipped_and_reported_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     write_suite(tmp_path, "broken", "name: broken\nversion: '1'\ntasks: nope\n")
-    write_suite(
-        tmp_path,
-        "fine",
-        "name: fine\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/popularity}]\n",
-    )
+    write_suite(tmp_path, "fine", FINE_SUITE)
     monkeypatch.setenv("EVAL_SUITE_PATH", str(tmp_path))
     catalog = Catalog.default()
     assert "fine" in catalog.suites and "smoke" in catalog.suites
@@ -95,11 +93,7 @@ def test_unreadable_and_hostile_files_are_reported_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     expected = _make_bad_files(tmp_path)
-    write_suite(
-        tmp_path,
-        "fine",
-        "name: fine\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/popularity}]\n",
-    )
+    write_suite(tmp_path, "fine", FINE_SUITE)
     monkeypatch.setenv("EVAL_SUITE_PATH", str(tmp_path))
     catalog = Catalog.default()
     assert {"fine", "smoke"} <= set(catalog.suites)
