@@ -15,20 +15,26 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, load_yaml_spec
+from eval_pipelines.specs import ModelSpec, SpecError, SpecFileError, SuiteSpec, load_yaml_spec
 
 SHIPPED_DIR = Path(__file__).parent / "catalog"
 SUITE_PATH_ENV = "EVAL_SUITE_PATH"
 MODEL_PATH_ENV = "EVAL_MODEL_PATH"
 
 
-def _yaml_files(folders: Iterable[Path]) -> list[Path]:
+def _yaml_files(folders: Iterable[Path], variable: str, errors: list[str]) -> list[Path]:
+    """The YAML files in `folders`; a folder that is missing or unreadable goes to `errors`."""
     files: list[Path] = []
     for folder in folders:
         if folder.is_file():
             files.append(folder)
-        elif folder.is_dir():
+            continue
+        try:
             files.extend(sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml")))
+        except FileNotFoundError:
+            errors.append(f"{folder}: folder in {variable} does not exist")
+        except OSError as exc:
+            errors.append(f"{folder}: folder in {variable} cannot be listed: {exc.strerror}")
     return files
 
 
@@ -44,6 +50,9 @@ class Catalog:
     suite_dirs: tuple[Path, ...]
     model_dirs: tuple[Path, ...]
     errors: list[str] = field(default_factory=list, compare=False)
+    # The structured side of `errors`: files that failed, by kind; folders that are missing.
+    failed: dict[str, list[SpecFileError]] = field(default_factory=dict, compare=False)
+    folder_errors: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
     def default(cls) -> Catalog:
@@ -54,21 +63,27 @@ class Catalog:
 
     @cached_property
     def suites(self) -> dict[str, SuiteSpec]:
-        return self._load(self.suite_dirs, SuiteSpec, "suite")
+        return self._load(self.suite_dirs, SuiteSpec, SUITE_PATH_ENV)
 
     @cached_property
     def models(self) -> dict[str, ModelSpec]:
-        return self._load(self.model_dirs, ModelSpec, "model")
+        return self._load(self.model_dirs, ModelSpec, MODEL_PATH_ENV)
 
-    def _load(self, dirs, spec_type, kind: str) -> dict:
+    def _load(self, dirs, spec_type, variable: str) -> dict:
+        kind = "suite" if spec_type is SuiteSpec else "model"
         found: dict[str, object] = {}
         origin: dict[str, Path] = {}
-        for path in _yaml_files(dirs):
+        bad_folders: list[str] = []
+        files = _yaml_files(dirs, variable, bad_folders)
+        self.folder_errors.extend(bad_folders)
+        self.errors.extend(bad_folders)
+        for path in files:
             try:
                 extra = {"source_dir": path.parent.resolve()} if spec_type is SuiteSpec else {}
                 spec = load_yaml_spec(path, spec_type, **extra)
-            except SpecError as exc:
+            except SpecFileError as exc:
                 self.errors.append(str(exc))
+                self.failed.setdefault(kind, []).append(exc)
                 continue
             key = spec.name if spec_type is SuiteSpec else spec.id
             if key in found:
@@ -78,21 +93,32 @@ class Catalog:
         return found
 
     def problems(self) -> list[str]:
-        """Every file that failed to load, suites and models alike (loads both)."""
+        """Every file that failed to load and folder that is missing (loads suites and models)."""
         self.suites, self.models  # noqa: B018 (loading fills self.errors)
         return list(self.errors)
 
+    def bad_folders(self) -> list[str]:
+        """Catalog folders that are missing or unreadable (loads suites and models)."""
+        self.problems()
+        return list(self.folder_errors)
+
     def suite(self, name: str) -> SuiteSpec:
-        """The suite called `name`, or a `SpecError` naming the known ones and load errors."""
+        """The suite called `name`, or a `SpecError` naming its broken file or the known ones."""
         return self._get(self.suites, name, "suite")
 
     def model(self, model_id: str) -> ModelSpec:
         return self._get(self.models, model_id, "model")
 
     def _get(self, specs: dict, key: str, kind: str):
+        """`specs[key]`, or a `SpecError` saying which file failed or which keys exist."""
         if key in specs:
             return specs[key]
+        broken = [f for f in self.failed.get(kind, []) if key in (f.declared, f.path.stem)]
+        if broken:
+            raise SpecError(
+                "\n".join(f"{kind} file {f.path} failed to load: {f.reason}" for f in broken)
+            )
         message = f"unknown {kind} {key!r}; known {kind}s: {', '.join(sorted(specs)) or 'none'}"
-        if self.errors:
-            message += "\nfiles that failed to load:\n" + "\n".join(self.errors)
+        if key.lower() in specs:
+            message += f" (ids are lowercase: did you mean {key.lower()!r}?)"
         raise SpecError(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -63,77 +64,109 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if catalog.problems() and args.strict else 0
 
 
-def _failure_messages(result) -> list[str]:
-    messages = []
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            data = event.step_failure_data
-            detail = (data.user_failure_data.description if data.user_failure_data else None) or (
-                data.error.message.strip() if data.error else "failed"
-            )
-            messages.append(f"{event.step_key}: {detail}")
-    return messages
+# `evalctl run` flags that become the evaluation's launch config (validated by its schema).
+_CONFIG_FLAGS = {
+    "sample_limit": "--sample-limit",
+    "epochs": "--epochs",
+    "max_samples": "--max-samples",
+}
+
+
+def _print_progress(entry) -> None:
+    """Our ops' log lines as the run writes them (failures are summed up at the end)."""
+    if entry.dagster_event is None and entry.user_message and entry.level >= logging.INFO:
+        print(f"{entry.step_key or 'run'}: {entry.user_message}", file=sys.stderr, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     home = ensure_local_home()
-    # Imported late: DAGSTER_HOME must be set before the definitions build resources.
-    from dagster import DagsterInstance, execute_job, reconstructable
+    # Imported late: DAGSTER_HOME must be set before resources are built.
+    from eval_pipelines.ops import EvaluationConfig, EvaluationRefused, validate_evaluation
+    from resources import resources_for
 
-    from eval_pipelines import definitions
-    from eval_pipelines.launcher import fail_runs_with_dead_workers
-    from eval_pipelines.ops import EvaluationRefused, validate_evaluation
-    from eval_pipelines.partitions import model_partitions, partition_key
-    from eval_pipelines.records import run_result
-
-    catalog = Catalog.default()
-    sandbox = definitions.defs.resources["sandbox"]
+    eval_config = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
+    if args.fresh:
+        eval_config["resume"] = False
     try:
-        request = EvalRequest(model=args.model, suite=args.suite, tags=dict(args.tag))
-        model, suite = validate_evaluation(catalog, request.model, request.suite, sandbox)
+        EvaluationConfig(**eval_config)
+    except ValidationError as exc:
+        for item in exc.errors():
+            flag = _CONFIG_FLAGS[str(item["loc"][0])]
+            print(f"error: {flag} {item['input']}: {item['msg']}", file=sys.stderr)
+        return 2
+    catalog = Catalog.default()
+    if catalog.bad_folders():
+        for problem in catalog.bad_folders():
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        model, suite = validate_evaluation(
+            catalog, args.model, args.suite, resources_for()["sandbox"]
+        )
+        request = EvalRequest(model=model.id, suite=suite.name, tags=dict(args.tag))
     except (ValidationError, *EvaluationRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run_and_report(args, home, model, suite, request, eval_config)
+    except Exception as exc:  # storage, code location: the reason, never a bare traceback
+        print(f"\nerror: evaluation did not complete: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
-    instance = DagsterInstance.get()
+
+def _run_and_report(args, home: Path, model, suite, request: EvalRequest, eval_config) -> int:
+    from dagster import DagsterRunStatus, execute_job, reconstructable
+
+    from eval_pipelines import definitions, launch
+    from eval_pipelines.daemon import open_instance
+    from eval_pipelines.launcher import fail_runs_with_dead_workers
+    from eval_pipelines.partitions import model_partitions, partition_key
+    from eval_pipelines.records import run_result
+    from eval_pipelines.stopping import STOP_REASON_TAG
+
+    instance = open_instance(home)
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
     fail_runs_with_dead_workers(instance)
     if not instance.has_dynamic_partition(model_partitions.name, model.id):
         instance.add_dynamic_partitions(model_partitions.name, [model.id])
     key = partition_key(model.id, suite.name)
     job = definitions.defs.resolve_job_def("evaluate")
-    eval_config = {
-        k: v
-        for k, v in {
-            "sample_limit": args.sample_limit,
-            "epochs": args.epochs,
-            "max_samples": args.max_samples,
-            "resume": False if args.fresh else None,
-        }.items()
-        if v is not None
-    }
     run_config = {
         "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": eval_config}}}},
         "execution": {"config": {args.executor: {}}},
         **QUIET_LOGGING,
     }
     tags = {**job.partitions_def.get_tags_for_partition_key(key), **request.run_tags()}
+    mode = "local, unqueued" if args.local else "queued"
     print(
-        f"Evaluating {model.id} ({model.model}) on suite {suite.name} v{suite.version} [{args.executor}]",
+        f"Evaluating {model.id} ({model.model}) on suite {suite.name} v{suite.version} "
+        f"[{args.executor}, {mode}]",
         flush=True,
     )
-    result = execute_job(
-        reconstructable(definitions.evaluation_job), instance, run_config=run_config, tags=tags
-    )
-    if not result.success:
-        print(f"\nerror: evaluation run {result.run_id} failed:", file=sys.stderr)
-        for message in _failure_messages(result):
-            print(f"  {message}", file=sys.stderr)
+    if args.local:
+        result = execute_job(
+            reconstructable(definitions.evaluation_job), instance, run_config=run_config, tags=tags
+        )
+        run_id, events = result.run_id, result.all_events
+        status = DagsterRunStatus.SUCCESS if result.success else DagsterRunStatus.FAILURE
+    else:
+        run_id = launch.submit(instance, job.name, run_config, tags)
+        print(f"Run {run_id} queued; waiting for the daemon to start it", file=sys.stderr)
+        status, events = launch.follow(instance, home, run_id, _print_progress)
+    if status == DagsterRunStatus.CANCELED:
+        why = instance.get_run_by_id(run_id).tags.get(STOP_REASON_TAG, "terminated")
+        print(f"\nRun {run_id} was stopped ({why}): nothing published; finished work is kept "
+              "for a re-run to resume (`evalctl runs`).", file=sys.stderr)  # fmt: skip
+        return 1
+    if status != DagsterRunStatus.SUCCESS:
+        print(f"\nerror: evaluation run {run_id} ended {status.value}:", file=sys.stderr)
+        for reason in launch.failure_reasons(events) or ["no reason recorded (see `evalctl ui`)"]:
+            print(f"  {reason}", file=sys.stderr)
         return 1
 
-    published = run_result(instance, key, result.run_id)
+    published = run_result(instance, key, run_id)
     if published is None:
-        print(f"error: run {result.run_id} did not record all its results", file=sys.stderr)
+        print(f"error: run {run_id} did not record all its results", file=sys.stderr)
         return 1
     artifacts = definitions.defs.resources["artifacts"]
     scores, logs = (published.value(name, artifacts) for name in ("task_scores", "eval_logs"))
@@ -147,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "run_id": result.run_id,
+                    "run_id": run_id,
                     "task_scores": scores,
                     "eval_logs": logs,
                     "leaderboard": leaderboard,
@@ -156,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"\nRun {result.run_id} succeeded. Task scores for {model.id} on {suite.name}:")
+    print(f"\nRun {run_id} succeeded. Task scores for {model.id} on {suite.name}:")
     print(
         _table(
             [
@@ -321,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh",
         action="store_true",
         help="re-run every task; by default a failed or stopped run's finished work is reused",
+    )
+    run.add_argument(
+        "--local",
+        action="store_true",
+        help="run now in this process, bypassing the run queue and its limits",
     )
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.set_defaults(func=cmd_run)

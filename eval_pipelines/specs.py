@@ -6,7 +6,9 @@ names the file, the field and the problem, before anything runs or is written.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -213,7 +215,8 @@ class EvalRequest(_Spec):
         return tags
 
     def run_tags(self) -> dict[str, str]:
-        """Dagster run tags: model and suite (used by the queue's concurrency limits)."""
+        """Dagster run tags naming model, suite and the requester's tags (for search; the
+        queue's limits key on the partition's own tags)."""
         return {
             "eval/model": self.model,
             "eval/suite": self.suite,
@@ -221,25 +224,102 @@ class EvalRequest(_Spec):
         }
 
 
-def _format_validation_error(source: Path, error: ValidationError) -> str:
-    lines = [f"{source}: invalid {error.title}:"]
+def _format_validation_error(error: ValidationError) -> str:
+    lines = [f"invalid {error.title}:"]
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]) or "(top level)"
         lines.append(f"  - {field}: {item['msg']}")
     return "\n".join(lines)
 
 
-def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
-    """Load one YAML file into `spec_type`, raising `SpecError` that names file and field."""
+# Spec files are a few KiB; anything this big is a mistake (or an attack), not a spec.
+MAX_SPEC_BYTES = 1024 * 1024
+# YAML nodes after expanding aliases: far above any real suite, far below a "billion laughs".
+MAX_SPEC_NODES = 100_000
+
+
+class SpecFileError(SpecError):
+    """A spec file that could not be loaded: its path, why, and the name it declares (if any)."""
+
+    def __init__(self, path: Path, reason: str, declared: str | None = None):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason, self.declared = path, reason, declared
+
+
+def _read_spec_text(path: Path) -> str:
+    """The file's text, refusing what is not a small UTF-8 text file (never blocks on a FIFO)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SpecFileError(path, "not a regular file")
+        with open(fd, "rb") as stream:
+            data = stream.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise SpecFileError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecFileError(
+            path, f"larger than {MAX_SPEC_BYTES // 1024} KiB, the limit for a spec file"
+        )
+    if b"\0" in data:
+        raise SpecFileError(path, "binary file (contains NUL bytes), not YAML")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecFileError(
+            path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Nodes in `node` once aliases are expanded (memoized, so linear in the file)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise yaml.YAMLError(f"recursive alias at line {node.start_mark.line + 1}")
+    open_nodes.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    size = 1
+    for child in children:
+        size += _expanded_size(child, sizes, open_nodes)
+        if size > MAX_SPEC_NODES:
+            break
+    open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    """`yaml.safe_load`, refusing alias bombs and recursion before building any object."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, set()) > MAX_SPEC_NODES:
+            raise SpecFileError(
+                path, f"expands to more than {MAX_SPEC_NODES} YAML nodes (alias bomb?)"
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+        raise SpecFileError(path, f"not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise SpecFileError(path, "not valid YAML: nested too deeply") from exc
+    finally:
+        loader.dispose()
+
+
+def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
+    """Load one YAML file into `spec_type`, raising `SpecFileError` that names file and field."""
+    data = _parse_yaml(path, _read_spec_text(path))
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise SpecFileError(path, f"expected a mapping at the top level, got {type(data).__name__}")
+    declared = next((v for k in ("name", "id") if isinstance(v := data.get(k), str)), None)
     try:
         return spec_type.model_validate({**data, **extra})
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(path, exc)) from exc
+        raise SpecFileError(path, _format_validation_error(exc), declared) from exc

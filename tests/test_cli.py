@@ -2,12 +2,16 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
+from eval_pipelines.home import INSTANCE_CONFIG
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host, run_without_bubblewrap
 
@@ -63,8 +67,13 @@ def test_run_json_output(tmp_path: Path):
         (["--model", "reference", "--suite", "nothing"], "unknown suite 'nothing'"),
         (
             ["--model", "reference", "--suite", "broken"],
-            "tasks.0.epochs: Input should be greater than 0",
+            "failed to load: invalid SuiteSpec:\n  - tasks.0.epochs: Input should be greater than 0",
         ),
+        (["--model", "Reference", "--suite", "smoke"], "did you mean 'reference'"),
+        (["--model", "reference", "--suite", "smoke", "--sample-limit", "-3"], "--sample-limit -3"),
+        (["--model", "reference", "--suite", "smoke", "--sample-limit", "0"], "--sample-limit 0"),
+        (["--model", "reference", "--suite", "smoke", "--epochs", "0"], "--epochs 0"),
+        (["--model", "reference", "--suite", "smoke", "--max-samples", "-1"], "--max-samples -1"),
         (["--model", "reference", "--suite", "ghost-task"], "found no Inspect task"),
     ],
 )
@@ -81,11 +90,40 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
         "name: ghost-task\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/ghost}]\n",
     )
     home = tmp_path / "home"
-    result = evalctl(home, "run", *args, env={"EVAL_SUITE_PATH": str(suites)})
-    assert result.returncode == 2
-    assert message in result.stderr
+    home.mkdir()
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        result = evalctl(home, "run", *args, env={"EVAL_SUITE_PATH": str(suites)})
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert result.stderr.count("tasks.0.epochs") <= 1  # a broken file is reported once
+        assert "Traceback" not in result.stderr
+        assert instance.get_runs_count() == 0
     assert not (home / "artifacts").exists()
     assert not (home / "storage").exists()
+
+
+def test_missing_catalog_folder_warns_in_listings_and_refuses_a_run(tmp_path: Path):
+    missing = {"EVAL_MODEL_PATH": str(tmp_path / "no-such-folder")}
+    listing = evalctl(tmp_path / "home", "models", env=missing)
+    assert listing.returncode == 0 and "reference" in listing.stdout
+    assert "no-such-folder: folder in EVAL_MODEL_PATH does not exist" in listing.stderr
+    run = evalctl(tmp_path / "home", "run", "--model", "reference", "--suite", "smoke", env=missing)
+    assert run.returncode == 2
+    assert "error: " in run.stderr and "no-such-folder" in run.stderr
+
+
+@pytest.mark.slow
+def test_a_storage_error_is_reported_with_its_reason(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "storage").write_text("a file where the IO manager wants its folder")
+    args = ["run", "--model", "reference", "--suite", "smoke", "--sample-limit", "1", "--local"]
+    result = evalctl(home, *args)
+    assert result.returncode == 1
+    report = result.stderr[result.stderr.index("\nerror: evaluation run ") :]
+    assert "ended FAILURE:" in report and "Traceback" not in report
+    assert "NotADirectoryError: [Errno 20] Not a directory" in report
 
 
 def test_suites_and_models_listings(tmp_path: Path):
@@ -106,3 +144,46 @@ def test_doctor_names_what_is_missing(tmp_path: Path):
     result = run_without_bubblewrap([EVALCTL, "doctor"])
     assert result.returncode == 1
     assert "NOT ready" in result.stdout and "apt-get install bubblewrap" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_concurrent_runs_of_one_partition_queue_behind_one_private_daemon(tmp_path: Path):
+    """Three `evalctl run` of one partition, no daemon running: one private daemon drains
+    the queue, the runs never overlap, all succeed, and the daemon stops afterwards."""
+    home = tmp_path / "home"
+    environment = {**os.environ, "DAGSTER_HOME": str(home)}
+    environment.pop("EVAL_DEPLOYMENT", None)
+    args = [EVALCTL, "run", "--model", "reference", "--suite", "smoke", "--sample-limit", "2"]
+    procs = [
+        subprocess.Popen(args, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=800) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()[-3000:]
+        assert b"queued" in out
+    with DagsterInstance.from_config(str(home)) as instance:
+        records = sorted(instance.get_run_records(), key=lambda r: r.start_time)
+        evaluations = [r for r in records if r.dagster_run.job_name == "evaluate"]
+        assert len(evaluations) == 3
+        assert all(r.dagster_run.status.value == "SUCCESS" for r in evaluations)
+        for earlier, later in zip(evaluations, evaluations[1:], strict=False):
+            assert earlier.end_time <= later.start_time, "two runs of one partition overlapped"
+    deadline = time.monotonic() + 60
+    while _private_daemons(home) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _private_daemons(home) == []
+
+
+def _private_daemons(home: Path) -> list[int]:
+    """Supervisors started for `home` that are still alive."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"eval_pipelines.daemon" in command and str(home).encode() in command:
+            found.append(int(proc.name))
+    return found

@@ -128,7 +128,7 @@ def resume_and_check(tmp_path: Path, ledger: Path, instance: DagsterInstance, st
     """A plain re-run finishes every sample once, making fewer model calls than a full run."""
     before = len(model_calls(ledger))
     rerun = evalctl(
-        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS), "--json",
+        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS), "--json",
         tmp_path=tmp_path, name="resume",
     )  # fmt: skip
     assert rerun.wait(timeout=400) == 0, tail(tmp_path / "resume.log", 60)
@@ -161,7 +161,7 @@ def test_kill_9_of_evalctl_leaves_nothing_working_and_resumes(
     executor: str, ledger: Path, dagster_home: Path, tmp_path: Path
 ):
     first = evalctl(
-        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
         "--executor", executor, tmp_path=tmp_path, name="first",
     )  # fmt: skip
     with DagsterInstance.get() as instance:
@@ -187,7 +187,7 @@ def test_evalctl_stop_during_tool_calls(
     executor: str, ledger: Path, dagster_home: Path, tmp_path: Path
 ):
     first = evalctl(
-        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
         "--executor", executor, tmp_path=tmp_path, name="first",
     )  # fmt: skip
     with DagsterInstance.get() as instance:
@@ -214,7 +214,7 @@ def test_evalctl_stop_during_tool_calls(
 def test_the_worker_tag_names_the_evalctl_process(ledger: Path, dagster_home: Path, tmp_path):
     """What the health check relies on: the run worker records itself."""
     proc = evalctl(
-        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
         tmp_path=tmp_path, name="worker",
     )  # fmt: skip
     try:
@@ -327,7 +327,7 @@ def test_postgres_down_longer_than_the_retry_budget(
         for name, value in server.env().items():
             monkeypatch.setenv(name, value)
         first = evalctl(
-            "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+            "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
             tmp_path=tmp_path, name="first",
         )  # fmt: skip
         with DagsterInstance.get() as instance:
@@ -368,7 +368,7 @@ def small_disk(dagster_home: Path):
 @pytest.mark.timeout(600)
 def test_disk_full_during_a_task(ledger: Path, small_disk: Path, tmp_path: Path):
     first = evalctl(
-        "run", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
+        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
         tmp_path=tmp_path, name="first",
     )  # fmt: skip
     with DagsterInstance.get() as instance:

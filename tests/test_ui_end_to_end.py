@@ -87,7 +87,7 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
                     "evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 3}}}}
                 }
             },
-            tags={**partition_tags, "eval/model": MODEL, "eval/suite": SUITE},
+            tags=partition_tags,
         )
 
         deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -218,3 +218,70 @@ def test_evalctl_ui_serves_the_project_without_an_activated_venv(
         assert {"evaluate", "refresh_leaderboard"} <= {job["name"] for job in nodes[0]["jobs"]}
     finally:
         ui.stop()
+
+
+PARTITION_TAGS_QUERY = """
+query PartitionTags($selector: PipelineSelector!, $partition: String!) {
+  pipelineOrError(params: $selector) {
+    ... on Pipeline {
+      partition(partitionName: $partition) {
+        tagsOrError { ... on PartitionTags { results { key value } } }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_per_model_limit_holds_launches_that_add_no_tags(services: dict):
+    """Two launches of one model, each with only the tags the UI asks the code location for:
+    the queue runs them one after the other."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from eval_pipelines.partitions import model_partitions
+
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(model_partitions.name, [MODEL])
+        webserver, _ = services["services"]
+        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=60)
+        client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
+        selector = {
+            "repositoryLocationName": "evals",
+            "repositoryName": "__repository__",
+            "pipelineName": "evaluate",
+        }
+        answer = client._execute(
+            PARTITION_TAGS_QUERY, {"selector": selector, "partition": PARTITION}
+        )
+        results = answer["pipelineOrError"]["partition"]["tagsOrError"]["results"]
+        tags = {tag["key"]: tag["value"] for tag in results}
+        assert tags.get("dagster/partition/model") == MODEL and "eval/model" not in tags
+        config = {
+            "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 2}}}}}
+        }
+        run_ids = [
+            client.submit_job_execution(
+                "evaluate",
+                repository_location_name="evals",
+                repository_name="__repository__",
+                run_config=config,
+                tags=tags,
+            )
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
+            assert sum(r.status == DagsterRunStatus.STARTED for r in runs) <= 1
+            if all(r.status in TERMINAL for r in runs):
+                break
+            time.sleep(0.5)
+        records = sorted(instance.get_run_records(), key=lambda r: r.start_time or 0)
+        records = [r for r in records if r.dagster_run.run_id in run_ids]
+        assert [r.dagster_run.status for r in records] == [DagsterRunStatus.SUCCESS] * 2, (
+            _service_tails(services)
+        )
+        first, second = records
+        assert first.end_time <= second.start_time, "two runs of one model ran at once"
