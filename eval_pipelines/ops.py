@@ -487,6 +487,12 @@ def publish_results(
                         ["task", "mean", "stderr", "ci95_low", "ci95_high", "n", "errors"],
                     )
                 ),
+                # Resume: what this run took over from failed or stopped runs before it.
+                "reused_samples": sum(r.reused_samples for r in results),
+                "reused_from": ", ".join(
+                    sorted({r.reused_from_run for r in results if r.reused_from_run})
+                )
+                or "-",
             },
         ),
     }
