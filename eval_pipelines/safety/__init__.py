@@ -1,0 +1,1 @@
+"""Safety monitoring: policies, the in-process monitor, sandbox events and incidents."""

@@ -1,0 +1,103 @@
+"""Incidents: what the monitor (or an operator, or a capability check) found, as data.
+
+Each incident is recorded the moment it is detected, from whichever process detected it
+(an op process, a pod): its JSON record and a markdown report go to the artifact store,
+and an `AssetObservation` of the `incidents` asset, for the evaluation's partition, points
+at them. Sensors read those observations (`fetch_observations`), so they see incidents
+from every process without any shared memory.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from dagster import AssetKey, AssetObservation, DagsterInstance, MetadataValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from resources.artifact_store import ArtifactStore, content_key
+
+INCIDENTS_ASSET = AssetKey("incidents")
+Severity = Literal["info", "warning", "critical"]
+Action = Literal["record", "block_call", "stop_sample", "stop_evaluation"]
+IncidentKind = Literal["policy", "operator_stop", "capability_threshold"]
+
+
+class Incident(BaseModel):
+    """One incident; the record the alert, the quarantine and the UI all read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    kind: IncidentKind = "policy"
+    rule_id: str
+    severity: Severity
+    action: Action
+    quarantine: bool = False
+    run_id: str
+    partition: str = Field(description="The evaluation partition, 'model|suite'.")
+    model_id: str
+    suite: str
+    task: str | None = None
+    sample_id: str | None = None
+    epoch: int | None = None
+    summary: str = Field(description="One line a person reads first.")
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    detected_at: float = Field(default_factory=time.time)
+    killed_at: float | None = None
+    eval_log_uri: str | None = None
+
+    def report(self) -> str:
+        """A human-readable markdown report."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.detected_at))
+        lines = [
+            f"# Incident {self.id}: {self.rule_id} ({self.severity})",
+            "",
+            self.summary,
+            "",
+            "| field | value |",
+            "|---|---|",
+        ]
+        for name in ("kind", "action", "run_id", "partition", "task", "sample_id", "epoch"):
+            lines.append(f"| {name} | {getattr(self, name)} |")
+        lines.append(f"| detected | {when} |")
+        if self.killed_at is not None:
+            lines.append(f"| killed after | {self.killed_at - self.detected_at:.3f} s |")
+        if self.eval_log_uri:
+            lines.append(f"| eval log | {self.eval_log_uri} |")
+        lines += ["", "## Evidence", ""]
+        lines += [f"- **{key}**: `{value}`" for key, value in self.evidence.items()]
+        return "\n".join(lines) + "\n"
+
+
+def record_incident(instance: DagsterInstance, artifacts: ArtifactStore, incident: Incident) -> str:
+    """Store the incident and announce it as an observation; returns its record's URI."""
+    prefix = f"incidents/model={incident.model_id}/suite={incident.suite}/{incident.run_id}"
+    data = incident.model_dump_json(indent=2).encode()
+    record_uri = artifacts.put(content_key(f"{prefix}/{incident.id}", data, ".json"), data)
+    report = incident.report().encode()
+    report_uri = artifacts.put(content_key(f"{prefix}/{incident.id}", report, ".md"), report)
+    instance.report_runless_asset_event(
+        AssetObservation(
+            asset_key=INCIDENTS_ASSET,
+            partition=incident.partition,
+            metadata={
+                "incident_id": incident.id,
+                "kind": incident.kind,
+                "rule_id": incident.rule_id,
+                "severity": incident.severity,
+                "action": incident.action,
+                "quarantine": incident.quarantine,
+                "run_id": incident.run_id,
+                "summary": incident.summary,
+                "record": MetadataValue.url(record_uri),
+                "report": MetadataValue.url(report_uri),
+            },
+        )
+    )
+    return record_uri
+
+
+def load_incident(artifacts: ArtifactStore, record_uri: str) -> Incident:
+    return Incident.model_validate_json(artifacts.get(record_uri))
