@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -207,7 +208,14 @@ def small_tmpfs(mount_point: Path, size: str = "64k"):
 
 
 def fill_disk(folder: Path, leave_bytes: int) -> None:
-    """Fill the filesystem holding `folder` until only `leave_bytes` remain free."""
+    """Fill the filesystem holding `folder` until only `leave_bytes` remain free.
+
+    Others may be writing to it at the same time: running out of space first is the point.
+    """
     stat = os.statvfs(folder)
     free = stat.f_bavail * stat.f_frsize
-    (folder / ".filler").write_bytes(b"\0" * max(free - leave_bytes, 0))
+    try:
+        (folder / ".filler").write_bytes(b"\0" * max(free - leave_bytes, 0))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
