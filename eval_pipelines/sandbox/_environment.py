@@ -53,7 +53,8 @@ ETC_FILES = {
     "group": _GROUP,
     "hosts": _HOSTS,
     "hostname": "sandbox\n",
-    "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+    # dns: a lookup reaches the empty network namespace and fails there, visibly.
+    "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
 }
 _WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
