@@ -28,6 +28,7 @@ from eval_pipelines import inspect_bridge
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.inspect_bridge import SampleRow, TaskScore
 from eval_pipelines.k8s import op_k8s_tags
+from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.versions import code_version, runtime_versions
@@ -181,14 +182,14 @@ def run_eval_task(
             tags=[f"model:{evaluation.model.id}", f"suite:{suite.name}", f"run:{context.run_id}"],
         )
         data = Path(log.location).read_bytes()
-    prefix = f"eval-logs/model={evaluation.model.id}/suite={suite.name}/task={spec.name}/{context.run_id}"
+    prefix = f"{EVAL_LOGS}/model={evaluation.model.id}/suite={suite.name}/task={spec.name}/{context.run_id}"
     log_uri = artifacts.put(content_key(prefix, data, ".eval"), data)
     context.log.info(f"Task {spec.name}: Inspect status {log.status}; log stored at {log_uri}")
     if log.status != "success":
         message = log.error.message if log.error else f"Inspect finished with status {log.status}"
         raise Failure(
             description=f"Task {spec.name} failed in Inspect: {message}",
-            metadata={"eval_log": MetadataValue.url(log_uri)},
+            metadata={"eval_log": MetadataValue.url(transcript_url(log_uri))},
         )
     rows = inspect_bridge.sample_rows(spec.name, log)
     score = inspect_bridge.task_score(spec.name, rows)
@@ -270,7 +271,10 @@ def publish_results(
     yield publish(
         "eval_logs",
         logs,
-        {f"log/{task}": MetadataValue.url(entry["uri"]) for task, entry in logs.items()},
+        {
+            f"log/{task}": MetadataValue.url(transcript_url(entry["uri"]))
+            for task, entry in logs.items()
+        },
     )
     errored = sum(r["error"] is not None for r in rows)
     yield publish(
@@ -282,7 +286,14 @@ def publish_results(
             "max_error_rate": suite.max_error_rate,
             "preview": MetadataValue.md(
                 _markdown_table(
-                    rows[:20], ["task", "sample_id", "epoch", "score", "total_tokens", "error"]
+                    [
+                        {
+                            **r,
+                            "transcript": f"[open]({transcript_url(logs[r['task']]['uri'], r['sample_id'], r['epoch'])})",
+                        }
+                        for r in rows[:20]
+                    ],
+                    ["task", "sample_id", "epoch", "score", "total_tokens", "error", "transcript"],
                 )
             ),
         },
