@@ -38,6 +38,7 @@ def test_a_uri_outside_eval_logs_is_refused():
 
 
 def _log_path(url: str) -> str:
+    assert url.startswith("http://127.0.0.1:7575/#/logs/"), url
     return unquote(re.match(r"http://127\.0\.0\.1:7575/#/logs/(.+?\.eval)", url).group(1))
 
 
