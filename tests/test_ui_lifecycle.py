@@ -94,3 +94,33 @@ def test_background_ui_stops_with_every_child_and_no_misleading_warning(
         for leftover in {pid, *descendants(pid)}:
             if alive(leftover):
                 os.kill(leftover, signal.SIGKILL)
+
+
+def test_stopping_sweeps_orphans_in_other_sessions_that_ignore_the_signal(tmp_path: Path):
+    """What run workers' sandboxes do (own session, parent gone) cannot outlive evalctl ui."""
+    pid_file = tmp_path / "escaper.pid"
+    escaper = (
+        f"setsid bash -c 'trap \"\" TERM INT; echo $$ > {pid_file}; exec sleep 1000' & sleep 1000"
+    )
+    supervisor = subprocess.Popen(
+        [
+            str(BIN / "python"),
+            "-c",
+            "import sys; from pathlib import Path; from eval_pipelines import ui; "
+            "ui.GRACE_SECONDS = 2; "
+            f"sys.exit(ui.supervise({{'escaper': ['bash', '-c', {escaper!r}]}}, Path('/'), {{}}))",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert time.monotonic() < deadline and supervisor.poll() is None
+            time.sleep(0.2)
+        escaped = int(pid_file.read_text())
+        assert os.getsid(escaped) != os.getsid(supervisor.pid)
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=STOP_BOUND_SECONDS) == 128 + signal.SIGTERM
+        assert not alive(escaped)
+    finally:
+        supervisor.kill()
+        supervisor.wait()
