@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,8 +13,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.home import PROJECT_ROOT, ensure_local_home
+from eval_pipelines.home import ensure_local_home
+from eval_pipelines.log_viewer import DEFAULT_LOG_VIEWER_PORT
 from eval_pipelines.specs import EvalRequest
+from eval_pipelines.ui import serve_ui
 
 # Console shows our progress lines (INFO), not every Dagster engine event (DEBUG).
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -303,20 +304,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    ensure_local_home()
-    os.chdir(PROJECT_ROOT)
-    command = [
-        # Next to this interpreter: works without activating the virtualenv.
-        str(Path(sys.executable).parent / "dagster"),
-        "dev",
-        "-w",
-        str(PROJECT_ROOT / "workspace.yaml"),
-        "-h",
-        args.host,
-        "-p",
-        str(args.port),
-    ]
-    os.execv(command[0], command)
+    return serve_ui(args.host, args.port, args.log_viewer_port)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -387,9 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check that this machine can isolate sandboxed tasks")
     doctor.set_defaults(func=cmd_doctor)
 
-    ui = sub.add_parser("ui", help="start the Dagster UI and daemon for this project")
+    ui = sub.add_parser(
+        "ui", help="start the Dagster UI and daemon and Inspect's log viewer for this project"
+    )
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument(
+        "--log-viewer-port",
+        type=int,
+        default=DEFAULT_LOG_VIEWER_PORT,
+        help="port of Inspect's log viewer",
+    )
     ui.set_defaults(func=cmd_ui)
     return parser
 

@@ -30,6 +30,7 @@ from eval_pipelines import inspect_bridge, resume
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.inspect_bridge import SampleRow, TaskScore
 from eval_pipelines.k8s import op_k8s_tags
+from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
@@ -261,9 +262,9 @@ def run_eval_task(
         message = log.error.message if log.error else f"Inspect finished with status {log.status}"
         raise Failure(
             description=f"Task {spec.name} failed in Inspect: {message}",
-            metadata={"partial_eval_log": MetadataValue.url(uri)},
+            metadata={"partial_eval_log": MetadataValue.url(transcript_url(uri))},
         )
-    prefix = f"eval-logs/model={evaluation.model.id}/suite={suite.name}/task={spec.name}/{context.run_id}"
+    prefix = _task_log_prefix(evaluation, spec.name, context.run_id)
     log_uri = artifacts.put(content_key(prefix, data, ".eval"), data)
     resume.record(
         context.instance,
@@ -283,6 +284,10 @@ def run_eval_task(
         reused=False,
         reused_samples=reused,
     )
+
+
+def _task_log_prefix(evaluation: PreparedEvaluation, task_name: str, run_id: str) -> str:
+    return f"{EVAL_LOGS}/model={evaluation.model.id}/suite={evaluation.suite.name}/task={task_name}/{run_id}"
 
 
 def _task_result(
@@ -379,10 +384,8 @@ def _store_partial(
     data: bytes,
     log: EvalLog,
 ) -> str:
-    prefix = (
-        f"partial/model={evaluation.model.id}/suite={evaluation.suite.name}/task={task_name}/"
-        f"{context.run_id}"
-    )
+    # Beside the task's logs, so the log viewer shows what happened before the stop.
+    prefix = f"{_task_log_prefix(evaluation, task_name, context.run_id)}/partial"
     uri = artifacts.put(content_key(prefix, data, ".eval"), data)
     samples = inspect_bridge.completed_samples(log)
     resume.record(

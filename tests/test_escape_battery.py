@@ -27,7 +27,7 @@ EVIDENCE = {
     "tcp-host-loopback": r"Connection refused",
     "udp": r"Temporary failure in name resolution|Network is unreachable",
     "host-unix-socket": r"FileNotFoundError",
-    "read-shadow": r"/etc/shadow: Permission denied",
+    "read-shadow": r"/etc/shadow: No such file or directory",  # the sandbox has its own /etc
     "read-root": r"cannot access '/root': No such file",
     "env-secrets": r"env-secrets-exit=1",
     "proc-1-root": r"cannot access '/proc/1/root/root': No such file",

@@ -57,6 +57,11 @@ def ledger(dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     sandboxes.chmod(0o711)
     monkeypatch.setenv("TMPDIR", str(sandboxes))
     yield calls
+    # Killed runs leave their sandboxes' mounts and cgroups for the next task to reap.
+    from eval_pipelines.sandbox._environment import reap_stale_sandboxes
+
+    wait_for(lambda: not our_sandboxes(), 30, "sandbox processes to end")
+    reap_stale_sandboxes(sandboxes)
     shutil.rmtree(sandboxes, ignore_errors=True)
 
 

@@ -179,7 +179,7 @@ def test_file_io_follows_no_planted_symlink_onto_the_host(sandbox, tmp_path: Pat
         sandbox.call(sandbox.env.write_file("link.txt", "overwritten by the agent"))
     assert victim.read_text() == "host content"
     sandbox.sh("rm -f link.txt; ln -s /etc/shadow shadow.txt")
-    with pytest.raises(PermissionError):
+    with pytest.raises(FileNotFoundError):  # the sandbox's /etc has no shadow file at all
         sandbox.call(sandbox.env.read_file("shadow.txt"))
 
 
@@ -204,6 +204,62 @@ def test_limits_hold_and_say_so(sandbox):
     with pytest.raises(TimeoutError, match="wall-time limit of 6s"):
         sandbox.sh("sleep 60")
     assert sandbox.sh("echo still-usable").stdout == "still-usable\n"
+
+
+# Writes 1 MiB files into a folder until the filesystem refuses; prints the errno's name.
+_FILL = """
+import errno, os, sys
+folder = sys.argv[1]
+for i in range(64):
+    try:
+        with open(os.path.join(folder, f"fill-{i}"), "wb") as f:
+            f.write(b"x" * (1 << 20))
+    except OSError as exc:
+        print(errno.errorcode[exc.errno], i)
+        break
+else:
+    print("wrote 64 MiB")
+"""
+
+
+def test_every_writable_mount_is_bounded_by_the_disk_budget(sandbox):
+    for folder in ("/dev/shm", "/run", "/tmp"):
+        result = sandbox.sh(f"python3 -c '{_FILL}' {folder}")
+        code, *written = result.stdout.split()
+        assert code == "ENOSPC", (folder, result.stdout, result.stderr)
+        assert int(written[0]) <= TIGHT.disk_mb  # 1 MiB files: at most disk_mb of them fit
+    # bwrap's own tmpfs mounts (the root with its mount points, /dev) have no size at all.
+    result = sandbox.sh("touch /new-file; touch /dev/new-file")
+    assert result.stderr.count("Read-only file system") == 2, result.stderr
+
+
+def test_host_etc_is_not_visible():
+    require_sandbox_host()
+    canary = Path(f"/etc/eval-canary-{os.urandom(6).hex()}")
+    canary.write_text("HOST-ETC-CANARY")
+    canary.chmod(0o644)
+    box = Sandbox(TIGHT)
+    try:
+        result = box.sh(f"ls /etc; cat {canary}; cat /etc/*")
+        everything = result.stdout + result.stderr
+        assert "HOST-ETC-CANARY" not in everything and canary.name not in result.stdout
+        # What programs need still works: users, the loader, alternatives, python, bash.
+        works = box.sh("id -un; awk 'BEGIN { print \"awk\" }'; python3 -c 'import ssl; print(1)'")
+        assert works.stdout.split() == ["sandbox", "awk", "1"], works.stderr
+    finally:
+        box.close()
+        canary.unlink()
+
+
+def test_mountinfo_names_no_host_folder_of_the_sample(sandbox):
+    inner = sandbox.env._sandbox
+    mountinfo = sandbox.sh("cat /proc/self/mountinfo").stdout
+    assert "/work" in mountinfo
+    assert str(inner.root) not in mountinfo and "eval-sandbox-" not in mountinfo
+    # The host uid shows only in bwrap's own tmpfs mounts: the kernel prints a tmpfs's owner
+    # in host terms, and unprivileged bwrap mounts them as that uid (see docs/sandbox.md).
+    revealing = [line for line in mountinfo.splitlines() if str(inner.host_uid) in line]
+    assert all(line.split(" - ")[1].startswith("tmpfs tmpfs ") for line in revealing), revealing
 
 
 def test_no_process_outlives_its_tool_call_or_the_sample():

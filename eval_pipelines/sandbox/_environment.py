@@ -25,6 +25,7 @@ from inspect_ai.util import (
     sandboxenv,
 )
 
+from eval_pipelines.processes import start_time as _start_time
 from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup, remove_cgroup
 from eval_pipelines.sandbox._command import (
     SAFE_PATH,
@@ -32,6 +33,7 @@ from eval_pipelines.sandbox._command import (
     WORK_DIR,
     ExecLimits,
     bwrap_command,
+    memory_file,
 )
 from eval_pipelines.sandbox._host import SandboxSetupError, bwrap_path, require_host
 from eval_pipelines.sandbox._seccomp import filter_fd
@@ -46,6 +48,15 @@ ENTER_FAILED = 125
 _PASSWD = f"root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORK_DIR}:/bin/bash\n"
 _GROUP = f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\n"
 _HOSTS = "127.0.0.1 localhost sandbox\n::1 localhost\n"
+# Generated /etc files, handed to bwrap from memory on each exec (see _command._etc).
+ETC_FILES = {
+    "passwd": _PASSWD,
+    "group": _GROUP,
+    "hosts": _HOSTS,
+    "hostname": "sandbox\n",
+    # dns: a lookup reaches the empty network namespace and fails there, visibly.
+    "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+}
 _WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
 
@@ -74,25 +85,16 @@ class _Sandbox:
             raise SandboxSetupError(f"cannot create the sandbox: {exc}") from exc
 
     def _create(self) -> None:
-        self.root.chmod(0o711)  # the sandbox uid must reach its bind-mount sources
+        self.root.chmod(0o711)  # the sandbox uid must reach its work dir
         self.work.mkdir()
+        # No uid=/gid= options: the sandbox's mountinfo shows them. Owned by a chown instead.
         subprocess.run(
             ["/usr/bin/mount", "-t", "tmpfs", "-o",
-             f"size={self.spec.disk_mb * MB},mode=0700,uid={self.host_uid},gid={self.host_uid},nosuid,nodev",
+             f"size={self.spec.disk_mb * MB},mode=0700,nosuid,nodev",
              "eval-sandbox", str(self.work)],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
-        self.etc = {}
-        for name, text in (
-            ("passwd", _PASSWD),
-            ("group", _GROUP),
-            ("hosts", _HOSTS),
-            ("hostname", "sandbox\n"),
-        ):
-            path = self.root / f"etc-{name}"
-            path.write_text(text)
-            path.chmod(0o644)
-            self.etc[f"/etc/{name}"] = path
+        os.chown(self.work, self.host_uid, self.host_uid)
         self.cgroup = create_cgroup(
             self.root.name,
             CgroupLimits(
@@ -112,7 +114,14 @@ class _Sandbox:
         """Kill whatever is left, release the cgroup, unmount and delete the work dir."""
         _teardown(self.root, self.cgroup.dirs if self.cgroup else [])
 
-    def command(self, argv: list[str], cwd: str, env: dict[str, str], seccomp_fd: int) -> list[str]:
+    def command(
+        self,
+        argv: list[str],
+        cwd: str,
+        env: dict[str, str],
+        seccomp_fd: int,
+        etc_fds: dict[str, int],
+    ) -> list[str]:
         assert self.cgroup is not None
         return bwrap_command(
             bwrap=bwrap_path() or "bwrap",
@@ -122,10 +131,10 @@ class _Sandbox:
                 cpu_seconds=self.spec.cpu_seconds,
                 file_bytes=self.spec.disk_mb * MB,
                 processes=self.spec.pids + WRAPPER_PROCESSES,
-                tmp_bytes=self.spec.disk_mb * MB,
+                tmpfs_bytes=self.spec.disk_mb * MB,
             ),
             work_dir=self.work,
-            etc_overrides=self.etc,
+            etc_files=etc_fds,
             seccomp_fd=seccomp_fd,
             command=argv,
             cwd=cwd,
@@ -146,19 +155,24 @@ class _Sandbox:
         assert self.cgroup is not None
         before = self.cgroup.counters()
         seccomp_fd = filter_fd()
+        etc_fds = {
+            name: memory_file(f"eval-sandbox-{name}", text.encode())
+            for name, text in ETC_FILES.items()
+        }
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.command(argv, cwd, env, seccomp_fd),
+                *self.command(argv, cwd, env, seccomp_fd, etc_fds),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                pass_fds=(seccomp_fd,),
+                pass_fds=(seccomp_fd, *etc_fds.values()),
                 start_new_session=True,
                 cwd="/",
                 env={"PATH": SAFE_PATH},  # the host's environment (API keys) stays out
             )
         finally:
-            os.close(seccomp_fd)
+            for fd in (seccomp_fd, *etc_fds.values()):
+                os.close(fd)
         flooded: list[str] = []
 
         async def feed() -> None:
@@ -251,14 +265,6 @@ OWNER_FILE = "owner.json"
 ABANDONED_AFTER_SECONDS = 600
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time (field 22 of /proc/PID/stat): tells a reused pid apart."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (FileNotFoundError, IndexError):
-        return None
-
-
 def _teardown(root: Path, cgroup_dirs: list[Path]) -> None:
     remove_cgroup(cgroup_dirs)
     work = root / "work"
@@ -267,14 +273,15 @@ def _teardown(root: Path, cgroup_dirs: list[Path]) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def reap_stale_sandboxes() -> list[Path]:
+def reap_stale_sandboxes(folder: Path | None = None) -> list[Path]:
     """Tear down sandboxes whose owning process died without cleaning up (kill -9, OOM).
 
     Their processes died with them (bwrap's parent-death signal); their cgroups, tmpfs
-    mounts and folders would otherwise stay behind.
+    mounts and folders would otherwise stay behind. `folder`: where sandboxes were made
+    (default: this process's TMPDIR).
     """
     reaped = []
-    for root in Path(tempfile.gettempdir()).glob("eval-sandbox-*"):
+    for root in Path(folder or tempfile.gettempdir()).glob("eval-sandbox-*"):
         if not root.is_dir():
             continue
         try:

@@ -12,6 +12,8 @@ import errno
 import os
 from functools import cache
 
+from eval_pipelines.sandbox._command import memory_file
+
 DENIED_SYSCALLS: tuple[str, ...] = (
     # namespaces, mounts, root changes
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount",
@@ -78,7 +80,4 @@ def filter_bpf() -> bytes:
 
 def filter_fd() -> int:
     """A fresh in-memory file holding the filter, for bwrap's `--seccomp FD` (caller closes)."""
-    fd = os.memfd_create("eval-sandbox-seccomp")
-    os.write(fd, filter_bpf())
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
+    return memory_file("eval-sandbox-seccomp", filter_bpf())
