@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the project needs from its own files: Debian packages (bubblewrap and
-# libseccomp for the local sandbox, PostgreSQL for the tests), uv, then the locked Python
-# environment.
+# libseccomp for the local sandbox, PostgreSQL for the tests), uv, a Python of the version in
+# .python-version, then the locked Python environment.
 # Safe to re-run; does nothing that is already done. Sourcing it (as the tests do) only
 # defines the functions.
 set -euo pipefail
@@ -45,10 +45,25 @@ apt_get() {
   done
 }
 
+find_python() {
+  # uv cannot download interpreters offline: also look where pyenv and Debian put them.
+  local want="$1" candidate
+  for candidate in "$(uv python find --system "$want" 2>/dev/null)" \
+    "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/python"$want" \
+    /usr/local/bin/python"$want" /usr/bin/python"$want"; do
+    if [ -x "$candidate" ] &&
+      "$candidate" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$want')" 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-  local missing=()
+  local missing=() python want
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   have_libseccomp || missing+=(libseccomp2)
   # PostgreSQL server binaries: the tests start a private cluster for the scale instance.
@@ -65,13 +80,21 @@ main() {
     fi
   fi
 
+  # `uv` may be a pyenv shim that does not run for the Python .python-version selects.
   if [ "$(uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
     echo "setup: installing uv $UV_VERSION" >&2
     python3 -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
   fi
 
+  want="$(cat .python-version)"
+  python="$(find_python "$want")" || {
+    echo "setup: error: no Python $want found (uv cannot download one offline); install it" \
+      "(pyenv install $want, apt-get install python$want, or uv python install $want" \
+      "when online) and re-run" >&2
+    exit 1
+  }
   # The lock file is the source of truth; --frozen fails instead of silently re-resolving.
-  uv sync --frozen --quiet
+  uv sync --frozen --quiet --python "$python"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
