@@ -10,7 +10,7 @@ from dagster import DagsterInstance, DagsterInvalidConfigError, validate_run_con
 
 from eval_pipelines.jobs import evaluation_run_config
 from eval_pipelines.ops import EvaluationConfig, LimitsConfig
-from tests.test_ui_end_to_end import MODEL, PARTITION, services  # noqa: F401 (fixture)
+from tests.test_ui_end_to_end import MODEL, PARTITION
 
 BAD_VALUES = [
     ({"sample_limit": 0}, "sample_limit"),
@@ -72,7 +72,7 @@ mutation($params: ExecutionParams!) {
 
 @pytest.mark.slow
 def test_ui_launch_with_out_of_range_values_is_refused_before_a_run_exists(
-    services: dict,  # noqa: F811 (fixture)
+    services: dict,
 ):
     import json
     import urllib.error
