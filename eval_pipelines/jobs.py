@@ -2,14 +2,23 @@
 
 from dagster import AssetsDefinition, AssetSelection, define_asset_job
 
+from eval_pipelines.ops import EvaluationConfig
+
 EVALUATION_JOB = "evaluate"
 LEADERBOARD_JOB = "refresh_leaderboard"
 
 
+def evaluation_run_config(config: dict) -> dict:
+    """Run config of the evaluate job: `EvaluationConfig` sits on the graph's prepare op."""
+    return {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": config}}}}}
+
+
 def build_evaluation_job(evaluation: AssetsDefinition):
+    # The default run config is what the Launchpad opens with: every field, at its default.
     return define_asset_job(
         EVALUATION_JOB,
         selection=AssetSelection.assets(evaluation),
+        config=evaluation_run_config(EvaluationConfig().model_dump()),
         description="Evaluate one model on one suite (pick the model|suite partition).",
         tags={"kind": "evaluation"},
     )

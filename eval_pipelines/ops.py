@@ -23,8 +23,12 @@ from dagster import (
     get_dagster_logger,
     op,
 )
+from dagster import Field as DagsterField
+from dagster._config import ConfigTypeKind, PostProcessingError
+from dagster._config.field_utils import _ConfigHasFields
+from dagster._config.pythonic_config import infer_schema_from_config_class
 from inspect_ai.log import EvalLog, read_eval_log
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eval_pipelines import inspect_bridge, resume
 from eval_pipelines.catalog import Catalog
@@ -43,28 +47,74 @@ from resources.sandbox import SandboxBackend
 class LimitsConfig(Config):
     """Per-sample limits for this run; unset fields keep the suite's limits."""
 
-    messages: int | None = Field(default=None, gt=0)
-    tokens: int | None = Field(default=None, gt=0)
-    time_seconds: int | None = Field(default=None, gt=0)
-    working_seconds: int | None = Field(default=None, gt=0)
+    messages: int | None = Field(
+        default=None, gt=0, description="Most messages in a sample's conversation (at least 1)."
+    )
+    tokens: int | None = Field(
+        default=None, gt=0, description="Most model tokens a sample may use (at least 1)."
+    )
+    time_seconds: int | None = Field(
+        default=None, gt=0, description="Wall-clock seconds a sample may take (at least 1)."
+    )
+    working_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds a sample may spend working, waits excluded (at least 1).",
+    )
 
 
 class EvaluationConfig(Config):
     """Launchpad config of an evaluation; the model and suite come from the partition."""
 
-    limits: LimitsConfig = LimitsConfig()
-    sample_limit: int | None = Field(
-        default=None, gt=0, description="Run only the first N samples of each task."
+    limits: LimitsConfig = Field(
+        default=LimitsConfig(),
+        description="Per-sample limits for this run; unset (null) keeps the suite's own.",
     )
-    epochs: int | None = Field(default=None, gt=0, description="Override every task's epochs.")
+    sample_limit: int | None = Field(
+        default=None, gt=0, description="Run only the first N samples of each task (at least 1)."
+    )
+    epochs: int | None = Field(
+        default=None, gt=0, description="Override every task's epochs (at least 1)."
+    )
     max_samples: int | None = Field(
-        default=None, gt=0, description="Samples run concurrently per task."
+        default=None, gt=0, description="Samples run concurrently per task (at least 1)."
     )
     resume: bool = Field(
         default=True,
         description="Reuse tasks and samples that a failed or stopped run of this partition, "
         "with the same code and settings, already finished; false re-runs everything.",
     )
+
+
+class _CheckedShape(_ConfigHasFields):
+    """A config class's Dagster schema that also applies its pydantic constraints.
+
+    Dagster's schema knows types, not ranges (`gt=0`): without this an out-of-range value
+    passes launch and fails inside the op. Post-processing runs when Dagster resolves the
+    run config, before the run exists, and its error names the field.
+    """
+
+    def __init__(self, model: type[Config]):
+        shape = infer_schema_from_config_class(model).config_type
+        super().__init__(
+            kind=ConfigTypeKind.STRICT_SHAPE,
+            key=f"{shape.key}.{model.__name__}",
+            description=model.__doc__,
+            fields=shape.fields,
+        )
+        self.model = model
+        self.field_aliases: dict[str, str] = {}
+
+    def post_process(self, value):
+        try:
+            self.model(**value)
+        except ValidationError as exc:
+            raise PostProcessingError(
+                "; ".join(
+                    f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+                )
+            ) from None
+        return value
 
 
 class PreparedEvaluation(BaseModel):
@@ -129,13 +179,15 @@ def _mapping_key(task_name: str) -> str:
 
 
 @op(
+    config_schema=DagsterField(
+        _CheckedShape(EvaluationConfig), is_required=False, description=EvaluationConfig.__doc__
+    ),
     out={"evaluation": Out(PreparedEvaluation), "tasks": DynamicOut(TaskPlan)},
     tags={**op_k8s_tags("prepare"), "stage": "prepare"},
 )
-def prepare_evaluation(
-    context: OpExecutionContext, config: EvaluationConfig, sandbox: SandboxBackend
-):
+def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
     """Resolve the partition's model and suite, load every task, refuse what can't run."""
+    config = EvaluationConfig(**context.op_config)
     model_id, suite_name = split_partition_key(context.partition_key)
     try:
         model, suite = validate_evaluation(Catalog.default(), model_id, suite_name, sandbox)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -242,7 +243,9 @@ class _Sandbox:
             try:
                 await asyncio.wait_for(process.wait(), 5)
             except TimeoutError:
-                os.killpg(process.pid, signal.SIGKILL)
+                # The group may have exited since the wait gave up: nothing left to kill.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
         self.cgroup.kill_all()
 
