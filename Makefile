@@ -26,6 +26,7 @@ ui: setup
 bench: setup
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/control.py
 
 lint: setup
 	$(BIN)/ruff check .

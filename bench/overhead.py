@@ -5,18 +5,24 @@ the offline `scripted/reference` model, `epochs = samples / 100`) and are timed 
 as subprocesses, interpreter start-up included, because that is what a user waits for:
 
 - plain:    `inspect eval eval_pipelines/theory_of_mind --model scripted/reference ...`
-- platform: `evalctl run --model reference --suite bench-tom --executor <executor> --json`,
-            with a fresh DAGSTER_HOME per run and a one-task suite on EVAL_SUITE_PATH.
+- platform, by launch path (a one-task suite on EVAL_SUITE_PATH):
+  - `cli-<executor>`: `evalctl run --local --executor <executor> --json`, unqueued, in the
+    evalctl process, with a fresh DAGSTER_HOME per run;
+  - `daemon-<executor>`: `evalctl run --executor <executor> --json` through the run queue
+    while a `dagster-daemon` already serves the instance (as with `evalctl ui`): the daemon
+    dequeues the run and starts it in a run worker, as for a launch from the UI.
+    `daemon-in_process` is what the UI now runs locally by default; `daemon-multiprocess`
+    (one process per op, as pods would) was the UI's default before.
 
 Every run is validated (exit code 0; evalctl's JSON reports n == samples and mean 1.0), and
 the script exits non-zero otherwise. By default the platform runs `in_process` at every size
-and also `multiprocess` (one process per op, as pods would) at the smallest size; repeats
-default to 3 at 100 samples and 1 above. The default run takes about 3 minutes on 2 idle cores.
+and, at the smallest size, the daemon-launched paths and multiprocess too; repeats default to
+3 at 100 samples and 1 above.
 
 Run from the project root:
 
     .venv/bin/python bench/overhead.py
-    .venv/bin/python bench/overhead.py --sizes 100 --repeats 5 --executors in_process,multiprocess
+    .venv/bin/python bench/overhead.py --sizes 100 --repeats 5 --paths cli-in_process,daemon-in_process
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,8 +54,11 @@ tasks:
   - name: theory-of-mind
     task: {TASK}
 """
-EXECUTORS = ("in_process", "multiprocess")
-SCRIPTS = Path(sysconfig.get_path("scripts"))  # the venv's bin/, where inspect and evalctl live
+PATHS = ("cli-in_process", "cli-multiprocess", "daemon-in_process", "daemon-multiprocess")
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+PROJECT_ROOT = (
+    Path(__file__).resolve().parent.parent
+)  # the venv's bin/, where inspect and evalctl live
 
 
 class BenchmarkError(RuntimeError):
@@ -126,13 +136,50 @@ def check_scores(result: dict, samples: int) -> str | None:
     return None
 
 
-def run_platform(samples: int, executor: str, suite_dir: Path, max_samples: int | None) -> float:
-    """Time `evalctl run` on the one-task suite against a fresh Dagster instance."""
-    with tempfile.TemporaryDirectory(prefix="bench-dagster-home-") as home:
+class Daemon:
+    """A `dagster-daemon` serving one instance for the daemon-launched paths, started once."""
+
+    def __init__(self):
+        self.home: str | None = None
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._process: subprocess.Popen | None = None
+
+    def home_for(self, suite_dir: Path) -> str:
+        if self._process is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="bench-daemon-home-")
+            self.home = self._folder.name
+            (Path(self.home) / "dagster.yaml").write_text(
+                (PROJECT_ROOT / "dagster.yaml").read_text()
+            )
+            env = {**os.environ, "DAGSTER_HOME": self.home, "EVAL_SUITE_PATH": str(suite_dir)}
+            self._process = subprocess.Popen(
+                [str(SCRIPTS / "dagster-daemon"), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            time.sleep(15)  # its first heartbeat; evalctl would otherwise start a private one
+        return self.home
+
+    def stop(self) -> None:
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            self._process.wait(timeout=60)
+            self._folder.cleanup()
+
+
+DAEMON = Daemon()
+
+
+def run_platform(samples: int, path: str, suite_dir: Path, max_samples: int | None) -> float:
+    """Time `evalctl run` on the one-task suite along one launch path."""
+    launch, executor = path.split("-", 1)
+    with tempfile.TemporaryDirectory(prefix="bench-dagster-home-") as fresh_home:
+        home = DAEMON.home_for(suite_dir) if launch == "daemon" else fresh_home
         env = {**os.environ, "DAGSTER_HOME": home, "EVAL_SUITE_PATH": str(suite_dir)}
         command = [
             str(SCRIPTS / "evalctl"),
             "run",
+            *(["--local"] if launch == "cli" else []),
+            "--fresh",
             "--model",
             MODEL_ID,
             "--suite",
@@ -146,7 +193,7 @@ def run_platform(samples: int, executor: str, suite_dir: Path, max_samples: int 
         if max_samples is not None:
             command += ["--max-samples", str(max_samples)]
         seconds, process = run_timed(command, env)
-    what = f"platform {executor}, {samples} samples"
+    what = f"platform {path}, {samples} samples"
     if process.returncode != 0:
         raise fail(what, process, f"exit code {process.returncode}")
     try:
@@ -158,11 +205,11 @@ def run_platform(samples: int, executor: str, suite_dir: Path, max_samples: int 
     return seconds
 
 
-def executors_for(samples: int, sizes: list[int], chosen: list[str] | None) -> list[str]:
-    """The chosen executors, or by default multiprocess only at the smallest size (it is slow)."""
+def paths_for(samples: int, sizes: list[int], chosen: list[str] | None) -> list[str]:
+    """The chosen paths, or by default every path only at the smallest size (some are slow)."""
     if chosen is not None:
         return chosen
-    return list(EXECUTORS) if samples == min(sizes) else ["in_process"]
+    return list(PATHS) if samples == min(sizes) else ["cli-in_process"]
 
 
 def repeats_for(samples: int, chosen: int | None) -> int:
@@ -173,11 +220,11 @@ def repeats_for(samples: int, chosen: int | None) -> int:
 
 
 def measure_size(
-    samples: int, executors: list[str], repeats: int, suite_dir: Path, max_samples: int | None
+    samples: int, paths: list[str], repeats: int, suite_dir: Path, max_samples: int | None
 ) -> tuple[Timings, dict[str, Timings]]:
     """Time plain and platform runs, interleaved per repeat so machine drift hits both alike."""
     plain: list[float] = []
-    platform_runs: dict[str, list[float]] = {e: [] for e in executors}
+    platform_runs: dict[str, list[float]] = {p: [] for p in paths}
     for repeat in range(1, repeats + 1):
         plain.append(run_plain(samples, max_samples))
         print(
@@ -185,9 +232,9 @@ def measure_size(
             end="",
             flush=True,
         )
-        for executor in executors:
-            platform_runs[executor].append(run_platform(samples, executor, suite_dir, max_samples))
-            print(f", {executor} {platform_runs[executor][-1]:.2f}s", end="", flush=True)
+        for path in paths:
+            platform_runs[path].append(run_platform(samples, path, suite_dir, max_samples))
+            print(f", {path} {platform_runs[path][-1]:.2f}s", end="", flush=True)
         print()
     return Timings(plain), {e: Timings(s) for e, s in platform_runs.items()}
 
@@ -202,18 +249,18 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def result_rows(samples: int, plain: Timings, platform_runs: dict[str, Timings]) -> list[list[str]]:
-    """One row per executor; ratio and overhead compare medians."""
+    """One row per launch path; ratio and overhead compare medians."""
     return [
         [
             str(samples),
-            executor,
+            path,
             str(len(runs.seconds)),
             f"{plain.median:.2f} / {plain.min:.2f}",
             f"{runs.median:.2f} / {runs.min:.2f}",
             f"{runs.median / plain.median:.2f}x",
             f"{runs.median - plain.median:+.2f}",
         ]
-        for executor, runs in platform_runs.items()
+        for path, runs in platform_runs.items()
     ]
 
 
@@ -238,9 +285,9 @@ def parse_args() -> argparse.Namespace:
         "--repeats", type=int, help="runs per configuration (default: 3 at 100 samples, 1 above)"
     )
     parser.add_argument(
-        "--executors",
-        help="comma-separated platform executors for every size "
-        "(default: in_process, plus multiprocess at the smallest size)",
+        "--paths",
+        help=f"comma-separated launch paths for every size, of {', '.join(PATHS)} "
+        "(default: all at the smallest size, cli-in_process above)",
     )
     parser.add_argument(
         "--max-samples",
@@ -253,10 +300,10 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--sizes must be positive multiples of {DATASET_SAMPLES}")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if args.executors is not None:
-        args.executors = args.executors.split(",")
-        if unknown := set(args.executors) - set(EXECUTORS):
-            parser.error(f"unknown executors {sorted(unknown)}; choose from {', '.join(EXECUTORS)}")
+    if args.paths is not None:
+        args.paths = args.paths.split(",")
+        if unknown := set(args.paths) - set(PATHS):
+            parser.error(f"unknown paths {sorted(unknown)}; choose from {', '.join(PATHS)}")
     return args
 
 
@@ -269,10 +316,10 @@ def main() -> int:
         (Path(suite_dir) / f"{SUITE_NAME}.yaml").write_text(SUITE_YAML)
         try:
             for samples in args.sizes:
-                executors = executors_for(samples, args.sizes, args.executors)
+                paths = paths_for(samples, args.sizes, args.paths)
                 plain, platform_runs = measure_size(
                     samples,
-                    executors,
+                    paths,
                     repeats_for(samples, args.repeats),
                     Path(suite_dir),
                     args.max_samples,
@@ -281,13 +328,15 @@ def main() -> int:
         except BenchmarkError as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1
+        finally:
+            DAEMON.stop()
     print()
     print(
         table(
             rows,
             [
                 "samples",
-                "executor",
+                "launch path",
                 "runs",
                 "plain s med/min",
                 "platform s med/min",
