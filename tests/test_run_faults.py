@@ -197,6 +197,8 @@ def test_evalctl_stop_during_tool_calls(
     )  # fmt: skip
     with DagsterInstance.get() as instance:
         run = wait_until_evaluating(instance, ledger)
+        # Inspect's in-flight log lives under the instance, not in /tmp.
+        assert list((dagster_home / "inflight" / run.run_id).glob("*/*.eval"))
         wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
         stop = subprocess.run(
             [str(BIN / "evalctl"), "stop", run.run_id, "--reason", "fault test"],
@@ -211,6 +213,7 @@ def test_evalctl_stop_during_tool_calls(
         assert run.status == DagsterRunStatus.CANCELED
         assert "fault test" in run.tags["eval/stop-reason"]
         assert json.loads(run.tags[TASK_TAG_PREFIX + TASK_KEY])["status"] == "partial"
+        assert not (dagster_home / "inflight" / run.run_id).exists(), "kept as partial, not left"
         assert_nothing_published(instance, run.run_id)
         resume_and_check(tmp_path, ledger, instance, run.run_id)
 
