@@ -516,7 +516,10 @@ def publish_results(
     outputs = {
         "eval_logs": (
             logs,
-            {f"log/{task}": MetadataValue.url(entry["uri"]) for task, entry in logs.items()},
+            {
+                f"log/{task}": MetadataValue.url(transcript_url(entry["uri"]))
+                for task, entry in logs.items()
+            },
         ),
         "sample_results": (
             rows,
@@ -526,7 +529,22 @@ def publish_results(
                 "max_error_rate": suite.max_error_rate,
                 "preview": MetadataValue.md(
                     _markdown_table(
-                        rows[:20], ["task", "sample_id", "epoch", "score", "total_tokens", "error"]
+                        [
+                            {
+                                **r,
+                                "transcript": f"[open]({transcript_url(logs[r['task']]['uri'], r['sample_id'], r['epoch'])})",
+                            }
+                            for r in rows[:20]
+                        ],
+                        [
+                            "task",
+                            "sample_id",
+                            "epoch",
+                            "score",
+                            "total_tokens",
+                            "error",
+                            "transcript",
+                        ],
                     )
                 ),
             },
