@@ -187,7 +187,8 @@ def _mapping_key(task_name: str) -> str:
 )
 def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
     """Resolve the partition's model and suite, load every task, refuse what can't run."""
-    config = EvaluationConfig(**context.op_config)
+    # None when a launch gives no run config at all (GraphQL, schedules): every default.
+    config = EvaluationConfig(**(context.op_config or {}))
     model_id, suite_name = split_partition_key(context.partition_key)
     try:
         model, suite = validate_evaluation(Catalog.default(), model_id, suite_name, sandbox)

@@ -9,7 +9,7 @@ garbage collection. 3.11.7 fails within seconds; 3.13 (the pinned version) does 
 import subprocess
 import sys
 
-PROVOKE = r'''
+PROVOKE = r"""
 import ast, gc, sys, threading, time
 
 SRC = "\n".join(
@@ -49,7 +49,7 @@ for thread in threads:
 for thread in threads:
     thread.join()
 print(errors[0] if errors else "ok")
-'''
+"""
 
 
 def test_ast_construction_is_thread_safe():

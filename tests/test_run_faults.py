@@ -196,7 +196,8 @@ def test_evalctl_stop_during_tool_calls(
         "--executor", executor, tmp_path=tmp_path, name="first",
     )  # fmt: skip
     with DagsterInstance.get() as instance:
-        run = wait_until_evaluating(instance, ledger)
+        # Early: the stop must land while the run still has most of its work ahead.
+        run = wait_until_evaluating(instance, ledger, calls=10)
         # Inspect's in-flight log lives under the instance, not in /tmp.
         assert list((dagster_home / "inflight" / run.run_id).glob("*/*.eval"))
         wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
@@ -255,7 +256,7 @@ def test_terminate_from_the_ui_stops_a_daemon_launched_run(
 ):
     with DagsterInstance.get() as instance:
         run_id = ui_launch(services, instance, executor)
-        wait_until_evaluating(instance, ledger)
+        wait_until_evaluating(instance, ledger, calls=20)
         wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
         answer = graphql(services["port"], TERMINATE, {"runId": run_id, "policy": policy})
         assert answer["data"]["terminateRun"]["__typename"] == "TerminateRunSuccess", answer
@@ -270,7 +271,7 @@ def test_terminate_from_the_ui_stops_a_daemon_launched_run(
 def test_kill_9_of_the_daemon_launched_run_worker(ledger: Path, services: dict):
     with DagsterInstance.get() as instance:
         run_id = ui_launch(services, instance, "multiprocess")
-        wait_until_evaluating(instance, ledger)
+        wait_until_evaluating(instance, ledger, calls=20)
         worker = ProcessIdentity.from_tag(instance.get_run_by_id(run_id).tags[WORKER_TAG])
         assert worker is not None and worker.alive()
         os.kill(worker.pid, signal.SIGKILL)
@@ -292,7 +293,7 @@ def test_webserver_and_daemon_stopped_mid_run_then_restarted(
 
     with DagsterInstance.get() as instance:
         run_id = ui_launch(services, instance, "in_process")
-        wait_until_evaluating(instance, ledger)
+        wait_until_evaluating(instance, ledger, calls=20)
         for service in services["services"]:
             service.stop()
         stopped_at = time.time()
