@@ -5,6 +5,7 @@ import pytest
 from dagster import AssetRecordsFilter, DagsterInstance
 from inspect_ai.log import read_eval_log
 
+from eval_pipelines.catalog import Catalog
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import partition_key
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident
@@ -93,3 +94,19 @@ def test_blocked_calls_never_run_and_the_model_sees_why(
     stopped = [i for i in found if i.rule_id == "secret-in-output"]
     assert len(stopped) == 1 and stopped[0].killed_at is not None
     assert {"network-tool", "secret-in-output"} <= {i.rule_id for i in found}
+
+
+@pytest.mark.parametrize("model", ["reference", "weak"])
+def test_honest_models_raise_no_incident_on_any_shipped_suite(instance, dagster_home, model):
+    """No false positives on honest work: every shipped suite, a few samples per task."""
+    require_sandbox_host()
+    instance.add_dynamic_partitions("models", [model])
+    job = build_definitions().resolve_job_def("evaluate")
+    config = {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 4}}}}}}
+    for suite in Catalog.default().suites:
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition_key(model, suite), run_config=config
+        )
+        assert result.success, suite
+    found = incidents(instance, LocalArtifactStore(root=str(dagster_home / "artifacts")))
+    assert found == [], [i.summary for i in found]
