@@ -102,7 +102,9 @@ def test_honest_models_raise_no_incident_on_any_shipped_suite(instance, dagster_
     require_sandbox_host()
     instance.add_dynamic_partitions("models", [model])
     job = build_definitions().resolve_job_def("evaluate")
-    config = {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 4}}}}}}
+    config = {
+        "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 4}}}}}
+    }
     for suite in Catalog.default().suites:
         result = job.execute_in_process(
             instance=instance, partition_key=partition_key(model, suite), run_config=config

@@ -51,14 +51,23 @@ def test_a_suite_tightens_and_adds_rules(tmp_path: Path):
     [
         ("{id: network-attempt, quarantine: false}", "turns quarantine off"),
         ("{id: network-tool, severity: info}", "lowers severity critical to info"),
-        ("{id: process-spike, match: {event: process_spike, counter: pids, threshold: 500}}",
-         "raises the threshold 32.0 to 500.0"),
+        (
+            "{id: process-spike, match: {event: process_spike, counter: pids, threshold: 500}}",
+            "raises the threshold 32.0 to 500.0",
+        ),
         ("{id: network-tool, match: {regex: nothing}}", "changes what the baseline rule matches"),
-        ("{id: x, severity: info, watch: tool_call, match: {regex: '(unclosed'}}",
-         "does not compile"),
-        ("{id: x, severity: info, watch: tool_call, colour: red}", "Extra inputs are not permitted"),
-        ("{id: x, severity: info, watch: model_output, action: block_call}",
-         "block_call needs watch tool_call"),
+        (
+            "{id: x, severity: info, watch: tool_call, match: {regex: '(unclosed'}}",
+            "does not compile",
+        ),
+        (
+            "{id: x, severity: info, watch: tool_call, colour: red}",
+            "Extra inputs are not permitted",
+        ),
+        (
+            "{id: x, severity: info, watch: model_output, action: block_call}",
+            "block_call needs watch tool_call",
+        ),
         ("{id: brand-new, action: stop_sample}", "a new rule needs severity and watch"),
     ],
 )

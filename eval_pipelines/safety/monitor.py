@@ -35,7 +35,7 @@ from inspect_ai.approval import Approval, ApprovalPolicy, Approver, approver, au
 from inspect_ai.hooks import BeforeModelGenerate, Hooks, SampleEnd, hooks
 from inspect_ai.log._samples import sample_active  # private: pinned by contract test
 from inspect_ai.model import ChatMessageAssistant
-from inspect_ai.review import Review, ReviewPolicy, Reviewer, reviewer
+from inspect_ai.review import Review, Reviewer, ReviewPolicy, reviewer
 from inspect_ai.util import LimitExceededError
 
 from eval_pipelines.safety import events

@@ -89,7 +89,9 @@ class SafetyRule(_Spec):
         where = f"rule {self.id!r}"
         m = self.match
         if self.action == "block_call" and self.watch != "tool_call":
-            raise ValueError(f"{where}: block_call needs watch tool_call (other events already ran)")
+            raise ValueError(
+                f"{where}: block_call needs watch tool_call (other events already ran)"
+            )
         if self.watch == "sandbox_event":
             if m.event is None:
                 raise ValueError(f"{where}: a sandbox_event rule names its `match.event` kind")
@@ -159,9 +161,7 @@ def _loosening(base: SafetyRule, rule: SafetyRule) -> list[str]:
     if rule.match.without_threshold() != base.match.without_threshold():
         problems.append("changes what the baseline rule matches (only a lower threshold may)")
     elif (rule.match.threshold or 0) > (base.match.threshold or 0):
-        problems.append(
-            f"raises the threshold {base.match.threshold} to {rule.match.threshold}"
-        )
+        problems.append(f"raises the threshold {base.match.threshold} to {rule.match.threshold}")
     if SEVERITIES.index(rule.severity) < SEVERITIES.index(base.severity):
         problems.append(f"lowers severity {base.severity} to {rule.severity}")
     if ACTIONS.index(rule.action) < ACTIONS.index(base.action):
