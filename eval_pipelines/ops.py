@@ -36,6 +36,7 @@ from eval_pipelines.inspect_bridge import SampleRow, TaskScore
 from eval_pipelines.k8s import op_k8s_tags
 from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.partitions import split_partition_key
+from eval_pipelines.safety.monitor import DagsterRunControl, MonitorScope, SafetyMonitor
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
 from eval_pipelines.versions import code_version, runtime_versions
@@ -277,6 +278,15 @@ def run_eval_task(
         )
     )
     with RunWatch(context.instance, context.run_id) as watch:
+        monitor = SafetyMonitor(
+            suite.safety.policy(),
+            MonitorScope(
+                context.run_id, evaluation.partition, evaluation.model.id, suite.name, spec.name
+            ),
+            context.instance,
+            artifacts,
+            DagsterRunControl(context.instance, context.run_id, watch.stop),
+        )
         try:
             log = run_until_stopped(
                 lambda: inspect_bridge.run_task(
@@ -295,10 +305,12 @@ def run_eval_task(
                         f"run:{context.run_id}",
                     ],
                     resume_from=previous,
+                    monitor=monitor,
                 ),
                 watch,
             )
         except BaseException as exc:
+            monitor.close()
             _keep_partial(context, evaluation, spec.name, task_key, artifacts)
             if watch.parent_died:
                 # Nobody is left to record this step: end the process rather than linger.
@@ -307,6 +319,7 @@ def run_eval_task(
             if isinstance(exc, EvaluationStopped):
                 context.log.warning(f"Task {spec.name}: stopped ({exc.reason})")
             raise
+        monitor.close()
 
     data = Path(log.location).read_bytes()
     if log.status != "success":

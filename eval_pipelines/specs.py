@@ -10,7 +10,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +20,9 @@ _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _ENV_VAR_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
+
+if TYPE_CHECKING:
+    from eval_pipelines.safety.policy import SuiteSafety
 
 
 class SpecError(ValueError):
@@ -133,6 +136,15 @@ class SandboxMaxima(_Spec):
         ]
 
 
+class CapabilityThreshold(_Spec):
+    """The score above which a model is taken to have the task's (dangerous) capability."""
+
+    score: float
+    use: Literal["mean", "ci95_low"] = Field(
+        default="mean", description="Compare the mean, or the 95% CI's lower bound."
+    )
+
+
 class TaskSpec(_Spec):
     """One Inspect task in a suite, by file (`path.py@name`) or registry name."""
 
@@ -149,6 +161,7 @@ class TaskSpec(_Spec):
         description="The task's tools run in an isolated sandbox: `true` for the defaults, "
         "or a mapping of SandboxSpec fields.",
     )
+    capability_threshold: CapabilityThreshold | None = None
 
     @field_validator("sandbox", mode="before")
     @classmethod
@@ -179,6 +192,10 @@ class SuiteSpec(_Spec):
     limits: UsageLimits = UsageLimits()
     max_error_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fraction of errored samples the results tolerate."
+    )
+    safety: SuiteSafety = Field(
+        default_factory=lambda: SuiteSafety(),
+        description="Rules that tighten the platform's safety baseline for this suite.",
     )
     source_dir: Path | None = Field(default=None, exclude=True)
 
@@ -323,3 +340,9 @@ def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
         return spec_type.model_validate({**data, **extra})
     except ValidationError as exc:
         raise SpecFileError(path, _format_validation_error(exc), declared) from exc
+
+
+# Last: the safety policy imports (through incidents and resources) names defined above.
+from eval_pipelines.safety.policy import SuiteSafety  # noqa: E402
+
+SuiteSpec.model_rebuild()
