@@ -6,7 +6,6 @@ Each op only needs its inputs and resources, so each can run in its own process 
 
 import json
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,10 +174,6 @@ def validate_evaluation(
     return model, suite
 
 
-def _mapping_key(task_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", task_name)
-
-
 @op(
     config_schema=DagsterField(
         _CheckedShape(EvaluationConfig), is_required=False, description=EvaluationConfig.__doc__
@@ -231,7 +226,7 @@ def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
     for spec in suite.tasks:
         yield DynamicOutput(
             TaskPlan(evaluation=evaluation, task=spec),
-            mapping_key=_mapping_key(spec.name),
+            mapping_key=resume.task_key(spec.name),
             output_name="tasks",
         )
 
@@ -255,7 +250,7 @@ def run_eval_task(
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
-    task_key = _mapping_key(spec.name)
+    task_key = resume.task_key(spec.name)
     checkpoint = _checkpoint(context, evaluation, task_key)
     log_dir = resume.inflight_dir(context.run_id, task_key)
     log_dir.mkdir(parents=True, exist_ok=True)

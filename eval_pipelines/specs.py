@@ -22,6 +22,7 @@ _ENV_VAR_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
 if TYPE_CHECKING:
+    from eval_pipelines.safety.incidents import Severity
     from eval_pipelines.safety.policy import SuiteSafety
 
 
@@ -142,6 +143,9 @@ class CapabilityThreshold(_Spec):
     score: float
     use: Literal["mean", "ci95_low"] = Field(
         default="mean", description="Compare the mean, or the 95% CI's lower bound."
+    )
+    severity: Severity = Field(
+        default="warning", description="Severity of the incident a crossing records."
     )
 
 
@@ -343,6 +347,8 @@ def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
 
 
 # Last: the safety policy imports (through incidents and resources) names defined above.
+from eval_pipelines.safety.incidents import Severity  # noqa: E402
 from eval_pipelines.safety.policy import SuiteSafety  # noqa: E402
 
+CapabilityThreshold.model_rebuild()
 SuiteSpec.model_rebuild()
