@@ -10,20 +10,19 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from eval_pipelines.safety.kinds import Severity
+from eval_pipelines.safety.policy import SuiteSafety
 
 # Partition keys: Dagster forbids some characters; keep ids boring and portable.
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _ENV_VAR_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
-
-if TYPE_CHECKING:
-    from eval_pipelines.safety.incidents import Severity
-    from eval_pipelines.safety.policy import SuiteSafety
 
 
 class SpecError(ValueError):
@@ -344,11 +343,3 @@ def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
         return spec_type.model_validate({**data, **extra})
     except ValidationError as exc:
         raise SpecFileError(path, _format_validation_error(exc), declared) from exc
-
-
-# Last: the safety policy imports (through incidents and resources) names defined above.
-from eval_pipelines.safety.incidents import Severity  # noqa: E402
-from eval_pipelines.safety.policy import SuiteSafety  # noqa: E402
-
-CapabilityThreshold.model_rebuild()
-SuiteSpec.model_rebuild()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eval_pipelines.safety.events import SandboxEvent, SandboxEventKind
-from eval_pipelines.safety.incidents import Action, Severity
+from eval_pipelines.safety.kinds import Action, Severity
 
 BASELINE_PATH = Path(__file__).resolve().parent.parent / "catalog" / "safety" / "baseline.yaml"
 
