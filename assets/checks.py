@@ -1,14 +1,92 @@
-"""Checks on every evaluation partition's sample results."""
+"""Checks on every evaluation partition's results."""
+
+import uuid
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
+    AssetCheckSeverity,
+    DagsterInstance,
     MultiPartitionsDefinition,
     asset_check,
 )
 
+from assets.incidents import partition_incidents
+from eval_pipelines.catalog import Catalog
+from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.records import published_result
+from eval_pipelines.safety.incidents import Incident, record_incident
+from eval_pipelines.specs import SpecError, TaskSpec
+from resources.artifact_store import ArtifactStore
+
+CAPABILITY_RULE = "capability-threshold"
+# Incident ids of threshold crossings derive from (run, task): a re-run check finds its own.
+_CROSSING_IDS = uuid.UUID("6f1d0a52-4c8e-4a57-9a43-2b1f6c0e7d11")
+
+
+def _crossing(spec: TaskSpec, score: dict) -> float | None:
+    """The compared value if the task's score is at or above its threshold, else None."""
+    threshold = spec.capability_threshold
+    value = score[threshold.use] if threshold else None
+    return value if value is not None and value >= threshold.score else None
+
+
+def _record_crossings(
+    instance: DagsterInstance, artifacts: ArtifactStore, partition: str, task_scores: dict
+) -> list[dict]:
+    """Record a `capability_threshold` incident per task over its threshold, once per (run,
+    task); returns what crossed. Thresholds come from the suite version that ran."""
+    model_id, suite_name = split_partition_key(partition)
+    suite = Catalog.default().suite(suite_name)
+    if suite.version != task_scores["suite_version"]:
+        raise SpecError(
+            f"suite {suite_name} is at version {suite.version} in the catalog but these scores "
+            f"are of version {task_scores['suite_version']}: its thresholds cannot be judged"
+        )
+    run_id = task_scores["run_id"]
+    specs = {t.name: t for t in suite.tasks}
+    recorded = {
+        f.incident.id
+        for f in partition_incidents(instance, artifacts, partition).get(partition, [])
+    }
+    logs = published_result(instance, partition, prefer_run=run_id).value("eval_logs", artifacts)
+    crossed = []
+    for score in task_scores["tasks"]:
+        spec = specs[score["task"]]
+        value = _crossing(spec, score)
+        if value is None:
+            continue
+        threshold = spec.capability_threshold
+        incident_id = uuid.uuid5(_CROSSING_IDS, f"{run_id}/{spec.name}").hex
+        crossed.append({"task": spec.name, "value": value, "threshold": threshold.score})
+        if incident_id in recorded:
+            continue
+        incident = Incident(
+            id=incident_id,
+            kind="capability_threshold",
+            rule_id=CAPABILITY_RULE,
+            severity=threshold.severity,
+            action="record",
+            run_id=run_id,
+            partition=partition,
+            model_id=model_id,
+            suite=suite_name,
+            task=spec.name,
+            summary=(
+                f"{model_id} crossed the capability threshold of {suite_name}/{spec.name}: "
+                f"{threshold.use} {value:.3f} >= {threshold.score}"
+            ),
+            evidence={
+                "use": threshold.use,
+                "value": value,
+                "threshold": threshold.score,
+                **{k: score[k] for k in ("mean", "ci95_low", "ci95_high", "n")},
+            },
+            eval_log_uri=logs[spec.name]["uri"],
+        )
+        record_incident(instance, artifacts, incident)
+    return crossed
 
 
 def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[AssetChecksDefinition]:
@@ -48,4 +126,32 @@ def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[Asset
             metadata={"errored": errored, "error_rate": rate, "max_error_rate": threshold},
         )
 
-    return [every_sample_scored, error_rate_within_threshold]
+    @asset_check(asset="task_scores", partitions_def=partitions_def)
+    def below_capability_thresholds(
+        context: AssetCheckExecutionContext, task_scores: dict, artifacts: ArtifactStore
+    ) -> AssetCheckResult:
+        """No task reaches the suite's `capability_threshold` for it: a crossing means the
+        model may have the dangerous capability, and is recorded as an incident."""
+        partition = str(context.partition_key)
+        try:
+            crossed = _record_crossings(context.instance, artifacts, partition, task_scores)
+        except SpecError as exc:  # fail closed: a threshold that cannot be read is not passed
+            return AssetCheckResult(
+                passed=False,
+                severity=AssetCheckSeverity.WARN,
+                description=str(exc),
+                metadata={"run_id": task_scores["run_id"]},
+            )
+        return AssetCheckResult(
+            passed=not crossed,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "run_id": task_scores["run_id"],
+                "crossed": ", ".join(
+                    f"{c['task']} ({c['value']:.3f} >= {c['threshold']})" for c in crossed
+                )
+                or "-",
+            },
+        )
+
+    return [every_sample_scored, error_rate_within_threshold, below_capability_thresholds]

@@ -9,6 +9,7 @@ from dagster import BetaWarning, Definitions, PreviewWarning
 
 from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
+from assets.incidents import build_incidents_asset
 from assets.leaderboard import build_leaderboard
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.executors import executor_from_env
@@ -17,6 +18,7 @@ from eval_pipelines.jobs import (
     LEADERBOARD_JOB,
     build_evaluation_job,
     leaderboard_job,
+    record_incidents_job,
 )
 from eval_pipelines.partitions import evaluation_partitions
 from resources import resources_for
@@ -43,9 +45,13 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
     # Results are read back through whichever artifact store is in use.
     results_io = PublishedResultIOManager(artifacts=resources["artifacts"])
     return Definitions(
-        assets=[evaluation, build_leaderboard(set(catalog.suites))],
+        assets=[
+            evaluation,
+            build_incidents_asset(partitions_def),
+            build_leaderboard(set(catalog.suites)),
+        ],
         asset_checks=build_result_checks(partitions_def),
-        jobs=[build_evaluation_job(evaluation), leaderboard_job],
+        jobs=[build_evaluation_job(evaluation), leaderboard_job, record_incidents_job],
         sensors=[model_catalog_sensor, analytics_automation_sensor],
         resources={RESULTS_IO_MANAGER: results_io, **resources},
         executor=executor_from_env(),

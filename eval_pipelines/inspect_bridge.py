@@ -7,6 +7,7 @@ suite, API keys from the environment only, and a flat per-sample summary of the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -23,6 +24,7 @@ from inspect_ai.util._display import init_display_type
 from pydantic import BaseModel, ConfigDict
 
 from eval_pipelines._inspect_loader import load_task_objects
+from eval_pipelines.safety.monitor import SafetyMonitor
 from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, TaskSpec, UsageLimits
 from resources.sandbox import SandboxBackend
 
@@ -140,13 +142,15 @@ async def run_task(
     epochs: int | None = None,
     tags: list[str] | None = None,
     resume_from: EvalLog | None = None,
+    monitor: SafetyMonitor | None = None,
 ) -> EvalLog:
     """Run one task through Inspect's `eval_async()` and return its log, samples included.
 
     `resume_from`, an unfinished log of the same task and settings, has its completed
     samples reused: only the rest run (Inspect's own retry mechanism, `PreviousTask`).
     Inspect's control server stays off: it captures SIGINT, and stopping is ours
-    (`eval_pipelines.stopping`).
+    (`eval_pipelines.stopping`). `monitor` judges every tool call, tool output, model
+    output and sandbox event of the run (`eval_pipelines.safety.monitor`).
     """
     # Private: eval_async() has no `display` argument and a worker thread would default to
     # "plain" output into the op's logs. Pinned by tests/test_inspect_contract.py.
@@ -163,24 +167,27 @@ async def run_task(
             log=resume_from,
             log_info=None,
         )
-    logs = await eval_async(
-        target,
-        model=model,
-        sandbox=sandbox,
-        log_dir=str(log_dir),
-        log_format="eval",
-        epochs=epochs or spec.epochs,
-        limit=sample_limit or spec.limit,
-        message_limit=limits.messages,
-        token_limit=limits.tokens,
-        time_limit=limits.time_seconds,
-        working_limit=limits.working_seconds,
-        max_samples=max_samples,
-        # Sample errors are recorded, not fatal: the error-rate asset check judges them.
-        fail_on_error=False,
-        tags=tags,
-        ctl_server=False,
-    )
+    with monitor.active() if monitor else contextlib.nullcontext():
+        logs = await eval_async(
+            target,
+            model=model,
+            sandbox=sandbox,
+            log_dir=str(log_dir),
+            log_format="eval",
+            epochs=epochs or spec.epochs,
+            limit=sample_limit or spec.limit,
+            message_limit=limits.messages,
+            token_limit=limits.tokens,
+            time_limit=limits.time_seconds,
+            working_limit=limits.working_seconds,
+            max_samples=max_samples,
+            # Sample errors are recorded, not fatal: the error-rate asset check judges them.
+            fail_on_error=False,
+            tags=tags,
+            ctl_server=False,
+            approval=monitor.approval(task.approval) if monitor else None,
+            review=monitor.review() if monitor else None,
+        )
     if not logs:
         raise RuntimeError(f"Inspect returned no log for task {spec.name!r} (was it cancelled?)")
     # Read eagerly while the file exists: the returned log loads its samples lazily from it.

@@ -1,4 +1,5 @@
-"""Jobs: run an evaluation (one model x suite partition), refresh the leaderboard."""
+"""Jobs: run an evaluation (one model x suite partition), refresh the leaderboard, record a
+partition's incidents."""
 
 from dagster import AssetsDefinition, AssetSelection, define_asset_job
 
@@ -6,6 +7,7 @@ from eval_pipelines.ops import EvaluationConfig
 
 EVALUATION_JOB = "evaluate"
 LEADERBOARD_JOB = "refresh_leaderboard"
+RECORD_INCIDENTS_JOB = "record_incidents"
 
 
 def evaluation_run_config(config: dict) -> dict:
@@ -25,3 +27,10 @@ def build_evaluation_job(evaluation: AssetsDefinition):
 
 
 leaderboard_job = define_asset_job(LEADERBOARD_JOB, selection=AssetSelection.assets("leaderboard"))
+
+record_incidents_job = define_asset_job(
+    RECORD_INCIDENTS_JOB,
+    selection=AssetSelection.assets("incidents"),
+    description="Refresh one model|suite partition's incidents table (the safety sensor "
+    "launches it per new incident).",
+)

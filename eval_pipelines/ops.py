@@ -6,7 +6,6 @@ Each op only needs its inputs and resources, so each can run in its own process 
 
 import json
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from eval_pipelines.inspect_bridge import SampleRow, TaskScore
 from eval_pipelines.k8s import op_k8s_tags
 from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.partitions import split_partition_key
+from eval_pipelines.safety.monitor import DagsterRunControl, MonitorScope, SafetyMonitor
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
 from eval_pipelines.versions import code_version, runtime_versions
@@ -174,10 +174,6 @@ def validate_evaluation(
     return model, suite
 
 
-def _mapping_key(task_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", task_name)
-
-
 @op(
     config_schema=DagsterField(
         _CheckedShape(EvaluationConfig), is_required=False, description=EvaluationConfig.__doc__
@@ -231,7 +227,7 @@ def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
     for spec in suite.tasks:
         yield DynamicOutput(
             TaskPlan(evaluation=evaluation, task=spec),
-            mapping_key=_mapping_key(spec.name),
+            mapping_key=resume.task_key(spec.name),
             output_name="tasks",
         )
 
@@ -255,7 +251,7 @@ def run_eval_task(
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 
-    task_key = _mapping_key(spec.name)
+    task_key = resume.task_key(spec.name)
     checkpoint = _checkpoint(context, evaluation, task_key)
     log_dir = resume.inflight_dir(context.run_id, task_key)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +274,15 @@ def run_eval_task(
         )
     )
     with RunWatch(context.instance, context.run_id) as watch:
+        monitor = SafetyMonitor(
+            suite.safety.policy(),
+            MonitorScope(
+                context.run_id, evaluation.partition, evaluation.model.id, suite.name, spec.name
+            ),
+            context.instance,
+            artifacts,
+            DagsterRunControl(context.instance, context.run_id, watch.stop),
+        )
         try:
             log = run_until_stopped(
                 lambda: inspect_bridge.run_task(
@@ -296,10 +301,12 @@ def run_eval_task(
                         f"run:{context.run_id}",
                     ],
                     resume_from=previous,
+                    monitor=monitor,
                 ),
                 watch,
             )
         except BaseException as exc:
+            monitor.close()
             _keep_partial(context, evaluation, spec.name, task_key, artifacts)
             if watch.parent_died:
                 # Nobody is left to record this step: end the process rather than linger.
@@ -308,6 +315,7 @@ def run_eval_task(
             if isinstance(exc, EvaluationStopped):
                 context.log.warning(f"Task {spec.name}: stopped ({exc.reason})")
             raise
+        monitor.close()
 
     data = Path(log.location).read_bytes()
     if log.status != "success":

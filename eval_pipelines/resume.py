@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -39,6 +40,11 @@ class TaskCheckpoint(BaseModel):
     log_uri: str
     samples: int
     run_id: str = ""
+
+
+def task_key(task_name: str) -> str:
+    """A task's key in step names and its `eval/task/<task key>` tag."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", task_name)
 
 
 def fingerprint(parts: dict) -> str:

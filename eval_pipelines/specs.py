@@ -15,6 +15,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from eval_pipelines.safety.kinds import Severity
+from eval_pipelines.safety.policy import SuiteSafety
+
 # Partition keys: Dagster forbids some characters; keep ids boring and portable.
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _ENV_VAR_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -133,6 +136,18 @@ class SandboxMaxima(_Spec):
         ]
 
 
+class CapabilityThreshold(_Spec):
+    """The score above which a model is taken to have the task's (dangerous) capability."""
+
+    score: float
+    use: Literal["mean", "ci95_low"] = Field(
+        default="mean", description="Compare the mean, or the 95% CI's lower bound."
+    )
+    severity: Severity = Field(
+        default="warning", description="Severity of the incident a crossing records."
+    )
+
+
 class TaskSpec(_Spec):
     """One Inspect task in a suite, by file (`path.py@name`) or registry name."""
 
@@ -149,6 +164,7 @@ class TaskSpec(_Spec):
         description="The task's tools run in an isolated sandbox: `true` for the defaults, "
         "or a mapping of SandboxSpec fields.",
     )
+    capability_threshold: CapabilityThreshold | None = None
 
     @field_validator("sandbox", mode="before")
     @classmethod
@@ -179,6 +195,10 @@ class SuiteSpec(_Spec):
     limits: UsageLimits = UsageLimits()
     max_error_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fraction of errored samples the results tolerate."
+    )
+    safety: SuiteSafety = Field(
+        default_factory=lambda: SuiteSafety(),
+        description="Rules that tighten the platform's safety baseline for this suite.",
     )
     source_dir: Path | None = Field(default=None, exclude=True)
 

@@ -65,7 +65,11 @@ def test_reference_on_smoke_materializes_versioned_assets(defs, instance, dagste
     assert metadata["score/theory-of-mind"] == 1.0
 
     checks = {ev.check_name: ev.passed for ev in result.get_asset_check_evaluations()}
-    assert checks == {"every_sample_scored": True, "error_rate_within_threshold": True}
+    assert checks == {
+        "every_sample_scored": True,
+        "error_rate_within_threshold": True,
+        "below_capability_thresholds": True,
+    }
 
 
 def test_stored_eval_log_opens_with_inspect(defs, instance):

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from dagster import AssetKey, AssetObservation, DagsterInstance, MetadataValue
 from pydantic import BaseModel, ConfigDict, Field
 
+from eval_pipelines.safety.kinds import Action, IncidentKind, Severity
 from resources.artifact_store import ArtifactStore, content_key
 
+__all__ = ["INCIDENTS_ASSET", "Action", "Incident", "IncidentKind", "Severity", "record_incident"]
 INCIDENTS_ASSET = AssetKey("incidents")
-Severity = Literal["info", "warning", "critical"]
-Action = Literal["record", "block_call", "stop_sample", "stop_evaluation"]
-IncidentKind = Literal["policy", "operator_stop", "capability_threshold"]
 
 
 class Incident(BaseModel):

@@ -1,0 +1,187 @@
+"""The `incidents` asset: one row per incident of an evaluation partition, as data.
+
+The monitor (and operators, and the capability check) announce incidents as observations
+of this asset the moment they happen (`eval_pipelines.safety.incidents`); this asset is the
+partition's table of them, materialized by the `record_incidents` job (the safety sensor
+requests it per new incident: `record_incidents_request`). The observations stay the source
+of truth: `partition_incidents` reads them, so the leaderboard never waits for a refresh.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+
+from dagster import (
+    AssetExecutionContext,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    DagsterInstance,
+    MaterializeResult,
+    MetadataValue,
+    MultiPartitionsDefinition,
+    RunRequest,
+    asset,
+)
+
+from eval_pipelines import resume
+from eval_pipelines.jobs import RECORD_INCIDENTS_JOB
+from eval_pipelines.log_viewer import transcript_url
+from eval_pipelines.partitions import partition_key, split_partition_key
+from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, load_incident
+from resources.artifact_store import ArtifactStore, content_key
+
+INCIDENTS_GROUP = "safety"
+_PAGE = 500
+
+
+@dataclass(frozen=True)
+class RecordedIncident:
+    """An incident's latest record, with where its record and report are stored."""
+
+    incident: Incident
+    record_uri: str
+    report_uri: str
+    storage_id: int
+
+
+def partition_incidents(
+    instance: DagsterInstance, artifacts: ArtifactStore, partition: str | None = None
+) -> dict[str, list[RecordedIncident]]:
+    """Every incident announced for `partition` (or all partitions), by partition, oldest first.
+
+    An incident announced more than once (a stop is announced at detection and again with
+    its kill time) counts once: its latest announcement wins. A missing `eval_log_uri` is
+    filled from the run's task tags (`eval/task/<task>`) once the task has stored its log.
+    """
+    records_filter = AssetRecordsFilter(
+        asset_key=INCIDENTS_ASSET, asset_partitions=[partition] if partition else None
+    )
+    latest: dict[str, RecordedIncident] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_observations(
+            records_filter, limit=_PAGE, cursor=cursor, ascending=True
+        )
+        for record in page.records:
+            metadata = record.asset_observation.metadata
+            record_uri = metadata["record"].value
+            incident = load_incident(artifacts, record_uri)
+            latest[incident.id] = RecordedIncident(
+                incident, record_uri, metadata["report"].value, record.storage_id
+            )
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    by_partition: dict[str, list[RecordedIncident]] = {}
+    for found in sorted(latest.values(), key=lambda r: (r.incident.detected_at, r.storage_id)):
+        found = _with_log_uri(instance, found)
+        by_partition.setdefault(found.incident.partition, []).append(found)
+    return by_partition
+
+
+def _with_log_uri(instance: DagsterInstance, found: RecordedIncident) -> RecordedIncident:
+    incident = found.incident
+    if incident.eval_log_uri or not incident.task:
+        return found
+    run = instance.get_run_by_id(incident.run_id)
+    tag = run.tags.get(resume.TASK_TAG_PREFIX + resume.task_key(incident.task)) if run else None
+    if not tag:
+        return found  # the task is still running, or stored no log
+    log_uri = resume.TaskCheckpoint.model_validate_json(tag).log_uri
+    return RecordedIncident(
+        incident.model_copy(update={"eval_log_uri": log_uri}),
+        found.record_uri,
+        found.report_uri,
+        found.storage_id,
+    )
+
+
+def _when(at: float | None) -> str:
+    return "" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
+def _log_link(incident: Incident) -> str | None:
+    """The incident's sample in Inspect's log viewer, or None without a stored log."""
+    if not incident.eval_log_uri:
+        return None
+    return transcript_url(incident.eval_log_uri, incident.sample_id, incident.epoch or 1)
+
+
+def incident_row(found: RecordedIncident) -> dict:
+    """The asset's row for one incident: the record, plus where to read more."""
+    incident = found.incident
+    return {
+        **incident.model_dump(exclude={"partition"}),
+        "record": found.record_uri,
+        "report": found.report_uri,
+        "transcript": _log_link(incident),
+    }
+
+
+def _markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "No incidents."
+    lines = [
+        "| detected (UTC) | rule | severity | action | task | sample | killed after | run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sample = "" if r["sample_id"] is None else f"{r['sample_id']}#{r['epoch']}"
+        killed = "" if r["killed_at"] is None else f"{r['killed_at'] - r['detected_at']:.3f} s"
+        lines.append(
+            f"| {_when(r['detected_at'])} | {r['rule_id']} | {r['severity']} | {r['action']} "
+            f"| {r['task'] or ''} | {sample} | {killed} | {r['run_id'][:8]} |"
+        )
+    return "\n".join(lines)
+
+
+def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDefinition:
+    """`incidents`, partitioned like the evaluation results it sits beside."""
+
+    @asset(
+        name=INCIDENTS_ASSET.path[-1],
+        partitions_def=partitions_def,
+        group_name=INCIDENTS_GROUP,
+    )
+    def incidents(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
+        """Every incident of this model x suite: rule, severity, action, where, evidence, times,
+        the `.eval` log; a markdown report per incident. Every incident is open (no resolution
+        yet)."""
+        partition = str(context.partition_key)
+        found = partition_incidents(context.instance, artifacts, partition).get(partition, [])
+        rows = [incident_row(f) for f in found]
+        data = json.dumps(rows, sort_keys=True, indent=2).encode()
+        model_id, suite = split_partition_key(partition)
+        snapshot = artifacts.put(
+            content_key(f"incidents/model={model_id}/suite={suite}/table", data, ".json"), data
+        )
+        links = {}
+        for f, row in zip(found, rows, strict=True):
+            links[f"report/{f.incident.id}"] = MetadataValue.md(f.incident.report())
+            if row["transcript"]:
+                links[f"transcript/{f.incident.id}"] = MetadataValue.url(row["transcript"])
+        return MaterializeResult(
+            metadata={
+                "incidents": len(rows),
+                "critical": sum(r["severity"] == "critical" for r in rows),
+                "table": MetadataValue.md(_markdown(rows)),
+                "snapshot": MetadataValue.url(snapshot),
+                **links,
+            }
+        )
+
+    return incidents
+
+
+def record_incidents_request(partition: str, incident_id: str) -> RunRequest:
+    """The `record_incidents` run for one new incident of `partition` ('model|suite').
+
+    Its run key is the incident's, so each incident refreshes the table once, whatever the
+    tick timing; the refresh reads every incident of the partition as it is by then.
+    """
+    model_id, suite = split_partition_key(partition)
+    return RunRequest(
+        run_key=f"{incident_id}:{RECORD_INCIDENTS_JOB}",
+        job_name=RECORD_INCIDENTS_JOB,
+        partition_key=partition_key(model_id, suite),
+    )
