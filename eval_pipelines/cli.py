@@ -99,32 +99,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in catalog.bad_folders():
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    from eval_pipelines.daemon import open_instance
+
+    try:
+        instance = open_instance(home)
+    except Exception as exc:  # the reason, never a bare traceback
+        print(f"error: cannot open the Dagster instance in {home}: {exc}", file=sys.stderr)
+        return 1
     try:
         model, suite = validate_evaluation(
-            catalog, args.model, args.suite, resources_for()["sandbox"]
+            catalog, args.model, args.suite, resources_for()["sandbox"], instance
         )
         request = EvalRequest(model=model.id, suite=suite.name, tags=dict(args.tag))
     except (ValidationError, *EvaluationRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        return _run_and_report(args, home, model, suite, request, eval_config)
+        return _run_and_report(args, home, instance, model, suite, request, eval_config)
     except Exception as exc:  # storage, code location: the reason, never a bare traceback
         print(f"\nerror: evaluation did not complete: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 
-def _run_and_report(args, home: Path, model, suite, request: EvalRequest, eval_config) -> int:
+def _run_and_report(
+    args, home: Path, instance, model, suite, request: EvalRequest, eval_config
+) -> int:
     from dagster import DagsterRunStatus, execute_job, reconstructable
 
     from eval_pipelines import definitions, launch
-    from eval_pipelines.daemon import open_instance
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.partitions import model_partitions, partition_key
     from eval_pipelines.records import run_result
     from eval_pipelines.stopping import STOP_REASON_TAG
 
-    instance = open_instance(home)
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
     fail_runs_with_dead_workers(instance)
     if not instance.has_dynamic_partition(model_partitions.name, model.id):
