@@ -293,6 +293,31 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0 if run.status == DagsterRunStatus.CANCELED else 1
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """List quarantined models, or lift one (recording who, why and when)."""
+    ensure_local_home()
+    from dagster import DagsterInstance
+
+    from eval_pipelines.safety.quarantine import all_states, lift
+
+    with DagsterInstance.get() as instance:
+        if args.action == "lift":
+            try:
+                state = lift(instance, args.model, args.reason)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"quarantine of {state.model_id} lifted by {state.by}: {state.reason}")
+            return 0
+        rows = [
+            [s.model_id, "quarantined" if s.quarantined else "lifted", s.incident_id, s.run_id,
+             s.by, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.at)), s.reason]
+            for s in all_states(instance)
+        ]  # fmt: skip
+    print(_table(rows, ["model", "state", "incident", "run", "by", "when", "reason"]))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Can this machine run sandboxed tasks? Lists each problem with its fix."""
     from eval_pipelines.sandbox import host_problems
@@ -390,6 +415,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60, help="seconds to wait for the run to end (60)"
     )
     stop.set_defaults(func=cmd_stop)
+
+    quarantine = sub.add_parser(
+        "quarantine", help="models held after a safety incident: list, or lift one"
+    )
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every model ever quarantined, with its latest state")
+    lift = actions.add_parser("lift", help="allow new evaluations of a quarantined model")
+    lift.add_argument("model", help="the model id")
+    lift.add_argument("--reason", required=True, help="why it is safe again (recorded)")
+    quarantine.set_defaults(func=cmd_quarantine)
 
     doctor = sub.add_parser("doctor", help="check that this machine can isolate sandboxed tasks")
     doctor.set_defaults(func=cmd_doctor)

@@ -20,14 +20,14 @@ import urllib.request
 from abc import ABC, abstractmethod
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import Config, ConfigurableResource, EnvVar
 from pydantic import Field
 
 from eval_pipelines.safety.alerts import Alert
 
 
-class AlertChannel(ConfigurableResource, ABC):
-    """One destination for alerts: a URL that takes a JSON POST."""
+class AlertChannel(Config, ABC):
+    """One destination for alerts: a URL that takes a JSON POST (config of `AlertChannels`)."""
 
     url: str = Field(default="", description="Endpoint; empty turns the channel off.")
     timeout_seconds: float = Field(default=10.0, gt=0)

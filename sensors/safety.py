@@ -187,6 +187,8 @@ def safety_incident_sensor(context: SensorEvaluationContext):
     """Alert and quarantine per new incident, stop what should have stopped, retry alerts."""
     cursor = SafetyCursor.parse(context.cursor)
     requests = _incident_requests(context, cursor) + _retry_requests(context, cursor)
+    # One request per key: an incident recorded twice (a repeated operator-stop tick) is one.
+    requests = list({r.run_key: r for r in requests}.values())
     if not requests:
         return SensorResult(
             skip_reason=SkipReason("no new incidents or alerts due"), cursor=cursor.dump()

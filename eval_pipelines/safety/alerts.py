@@ -44,7 +44,7 @@ class Alert(BaseModel):
 
     def fields(self) -> dict[str, str]:
         """The short facts a person scans first."""
-        facts = {"run": self.run_id, "partition": self.partition, "rule": self.rule_id,
+        facts = {"alert": self.id, "run": self.run_id, "partition": self.partition, "rule": self.rule_id,
                  "action": self.action, "quarantine": "yes" if self.quarantine else None}  # fmt: skip
         return {k: str(v) for k, v in facts.items() if v is not None}
 
