@@ -344,3 +344,27 @@ def test_a_failed_evaluation_alerts_unless_it_was_safety_stopped(defs, instance)
     assert config["failed_run_id"] == run_id and "task smoke failed" in config["failure_reason"]
     _, skipped = failure_sensor({SAFETY_STOPPED_TAG: "true"})
     assert "safety-stopped" in skipped.skip_message
+
+
+@pytest.mark.timeout(600)
+def test_an_alert_run_starts_at_once_while_evaluations_fill_their_slots(
+    receiver: Receiver, services: dict
+):
+    """Two evaluations running, the most the queue allows them: the alert run for a new
+    incident does not queue behind them (dagster.yaml's run coordinator)."""
+    with DagsterInstance.get() as instance:
+        running = [
+            fake_run(
+                instance,
+                DagsterRunStatus.STARTED,
+                {"kind": "evaluation", "dagster/partition/model": model},
+            )  # fmt: skip
+            for model in ("m1", "m2")
+        ]
+        incident = incident_for(running[0], action="record", severity="warning")
+        record_incident(instance, artifacts(services["home"]), incident)
+        wait_for(lambda: all(receiver.got(c, incident.id) for c in CHANNELS), 240, "the alert")
+        # Evaluations keep their own limit of two: the room is for safety runs only.
+        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        assert {"key": "kind", "value": "evaluation", "limit": 2} in limits
+        assert all(instance.get_run_by_id(r).status == DagsterRunStatus.STARTED for r in running)
