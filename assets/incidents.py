@@ -173,15 +173,15 @@ def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDe
     return incidents
 
 
-def record_incidents_request(partition: str, incident_id: str) -> RunRequest:
-    """The `record_incidents` run for one new incident of `partition` ('model|suite').
+def record_incidents_request(partition: str, incident_id: str, announcement: int) -> RunRequest:
+    """The `record_incidents` run for one announcement of an incident of `partition`.
 
-    Its run key is the incident's, so each incident refreshes the table once, whatever the
-    tick timing; the refresh reads every incident of the partition as it is by then.
+    Keyed by the announcement (the observation's storage id), so each one refreshes the
+    table once whatever the tick timing: a stop's second announcement brings its kill time.
     """
     model_id, suite = split_partition_key(partition)
     return RunRequest(
-        run_key=f"{incident_id}:{RECORD_INCIDENTS_JOB}",
+        run_key=f"{incident_id}:{RECORD_INCIDENTS_JOB}:{announcement}",
         job_name=RECORD_INCIDENTS_JOB,
         partition_key=partition_key(model_id, suite),
     )

@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     # Imported late: DAGSTER_HOME must be set before resources are built.
     from eval_pipelines.ops import EvaluationConfig, EvaluationRefused, validate_evaluation
-    from resources import resources_for
+    from resources.deployments import resources_for
 
     eval_config = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
     if args.fresh:
@@ -100,32 +100,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in catalog.bad_folders():
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    from eval_pipelines.daemon import open_instance
+
+    try:
+        instance = open_instance(home)
+    except Exception as exc:  # the reason, never a bare traceback
+        print(f"error: cannot open the Dagster instance in {home}: {exc}", file=sys.stderr)
+        return 1
     try:
         model, suite = validate_evaluation(
-            catalog, args.model, args.suite, resources_for()["sandbox"]
+            catalog, args.model, args.suite, resources_for()["sandbox"], instance
         )
         request = EvalRequest(model=model.id, suite=suite.name, tags=dict(args.tag))
     except (ValidationError, *EvaluationRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        return _run_and_report(args, home, model, suite, request, eval_config)
+        return _run_and_report(args, home, instance, model, suite, request, eval_config)
     except Exception as exc:  # storage, code location: the reason, never a bare traceback
         print(f"\nerror: evaluation did not complete: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 
-def _run_and_report(args, home: Path, model, suite, request: EvalRequest, eval_config) -> int:
+def _run_and_report(
+    args, home: Path, instance, model, suite, request: EvalRequest, eval_config
+) -> int:
     from dagster import DagsterRunStatus, execute_job, reconstructable
 
     from eval_pipelines import definitions, launch
-    from eval_pipelines.daemon import open_instance
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.partitions import model_partitions, partition_key
     from eval_pipelines.records import run_result
     from eval_pipelines.stopping import STOP_REASON_TAG
 
-    instance = open_instance(home)
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
     fail_runs_with_dead_workers(instance)
     if not instance.has_dynamic_partition(model_partitions.name, model.id):
@@ -287,6 +294,31 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0 if run.status == DagsterRunStatus.CANCELED else 1
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """List quarantined models, or lift one (recording who, why and when)."""
+    ensure_local_home()
+    from dagster import DagsterInstance
+
+    from eval_pipelines.safety.quarantine import all_states, lift
+
+    with DagsterInstance.get() as instance:
+        if args.action == "lift":
+            try:
+                state = lift(instance, args.model, args.reason)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"quarantine of {state.model_id} lifted by {state.by}: {state.reason}")
+            return 0
+        rows = [
+            [s.model_id, "quarantined" if s.quarantined else "lifted", s.incident_id, s.run_id,
+             s.by, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.at)), s.reason]
+            for s in all_states(instance)
+        ]  # fmt: skip
+    print(_table(rows, ["model", "state", "incident", "run", "by", "when", "reason"]))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Can this machine run sandboxed tasks? Lists each problem with its fix."""
     from eval_pipelines.sandbox import host_problems
@@ -371,6 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60, help="seconds to wait for the run to end (60)"
     )
     stop.set_defaults(func=cmd_stop)
+
+    quarantine = sub.add_parser(
+        "quarantine", help="models held after a safety incident: list, or lift one"
+    )
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every model ever quarantined, with its latest state")
+    lift = actions.add_parser("lift", help="allow new evaluations of a quarantined model")
+    lift.add_argument("model", help="the model id")
+    lift.add_argument("--reason", required=True, help="why it is safe again (recorded)")
+    quarantine.set_defaults(func=cmd_quarantine)
 
     doctor = sub.add_parser("doctor", help="check that this machine can isolate sandboxed tasks")
     doctor.set_defaults(func=cmd_doctor)

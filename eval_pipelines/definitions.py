@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from dagster import BetaWarning, Definitions, PreviewWarning
+from dagster import AssetSpec, BetaWarning, Definitions, PreviewWarning
 
 from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
@@ -20,11 +20,14 @@ from eval_pipelines.jobs import (
     leaderboard_job,
     record_incidents_job,
 )
-from eval_pipelines.partitions import evaluation_partitions
-from resources import resources_for
+from eval_pipelines.partitions import evaluation_partitions, model_partitions
+from eval_pipelines.safety.jobs import quarantine_job, safety_alert_job
+from eval_pipelines.safety.quarantine import MODEL_QUARANTINE
+from resources.deployments import resources_for
 from resources.results_io import RESULTS_IO_MANAGER, PublishedResultIOManager
 from sensors.analytics import analytics_automation_sensor
 from sensors.catalog import model_catalog_sensor
+from sensors.safety import build_evaluation_sensors, safety_incident_sensor
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +47,33 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
     resources = {**resources_for(), **(resources or {})}
     # Results are read back through whichever artifact store is in use.
     results_io = PublishedResultIOManager(artifacts=resources["artifacts"])
+    evaluation_job = build_evaluation_job(evaluation)
+    # Observed only (by the quarantine job and `evalctl quarantine lift`): shown in the UI.
+    quarantine_state = AssetSpec(
+        MODEL_QUARANTINE, group_name="safety", partitions_def=model_partitions,
+        description="Whether each model is quarantined; history of who quarantined and lifted.",
+    )  # fmt: skip
     return Definitions(
         assets=[
             evaluation,
             build_incidents_asset(partitions_def),
             build_leaderboard(set(catalog.suites)),
+            quarantine_state,
         ],
         asset_checks=build_result_checks(partitions_def),
-        jobs=[build_evaluation_job(evaluation), leaderboard_job, record_incidents_job],
-        sensors=[model_catalog_sensor, analytics_automation_sensor],
+        jobs=[
+            evaluation_job,
+            leaderboard_job,
+            record_incidents_job,
+            safety_alert_job,
+            quarantine_job,
+        ],
+        sensors=[
+            model_catalog_sensor,
+            analytics_automation_sensor,
+            safety_incident_sensor,
+            *build_evaluation_sensors(evaluation_job),
+        ],
         resources={RESULTS_IO_MANAGER: results_io, **resources},
         executor=executor_from_env(),
     )

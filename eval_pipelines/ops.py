@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import (
     Config,
+    DagsterInstance,
     DataVersion,
     DynamicOut,
     DynamicOutput,
@@ -36,6 +37,7 @@ from eval_pipelines.k8s import op_k8s_tags
 from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.safety.monitor import DagsterRunControl, MonitorScope, SafetyMonitor
+from eval_pipelines.safety.quarantine import ModelQuarantined, check_not_quarantined
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
 from eval_pipelines.versions import code_version, runtime_versions
@@ -155,18 +157,28 @@ class TaskRunResult(BaseModel):
     reused_from_run: str | None = None
 
 
-EvaluationRefused = (inspect_bridge.SpecError, inspect_bridge.SandboxUnavailableError)
+EvaluationRefused = (
+    inspect_bridge.SpecError,
+    inspect_bridge.SandboxUnavailableError,
+    ModelQuarantined,
+)
 
 
 def validate_evaluation(
-    catalog: Catalog, model_id: str, suite_name: str, sandbox: SandboxBackend
+    catalog: Catalog,
+    model_id: str,
+    suite_name: str,
+    sandbox: SandboxBackend,
+    instance: DagsterInstance,
 ) -> tuple[ModelSpec, SuiteSpec]:
     """Resolve and check a model x suite before anything runs; raises `EvaluationRefused`.
 
     Refuses an unknown model or suite, a bad spec file, a task Inspect can't load, a model
-    provider that can't be built, and a sandboxed task without an isolating backend.
+    provider that can't be built, a sandboxed task without an isolating backend, and a
+    model under quarantine (`evalctl quarantine`).
     """
     suite, model = catalog.suite(suite_name), catalog.model(model_id)
+    check_not_quarantined(instance, model.id)
     inspect_bridge.resolve_model(model)
     for spec in suite.tasks:
         task = inspect_bridge.load_task(suite, spec)
@@ -187,7 +199,9 @@ def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
     config = EvaluationConfig(**(context.op_config or {}))
     model_id, suite_name = split_partition_key(context.partition_key)
     try:
-        model, suite = validate_evaluation(Catalog.default(), model_id, suite_name, sandbox)
+        model, suite = validate_evaluation(
+            Catalog.default(), model_id, suite_name, sandbox, context.instance
+        )
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
 

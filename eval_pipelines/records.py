@@ -20,6 +20,8 @@ from dagster import (
 
 from resources.artifact_store import ArtifactStore
 
+# Set on a run by the quarantine job (eval_pipelines.safety.quarantine).
+QUARANTINED_TAG = "eval/quarantined"
 RESULT_ASSETS = ("eval_logs", "sample_results", "task_scores")
 # Written last by `publish_results`: every complete run has one.
 _LAST_RESULT = AssetKey("task_scores")
@@ -59,7 +61,10 @@ def run_result(instance: DagsterInstance, partition: str, run_id: str) -> Publis
 def published_result(
     instance: DagsterInstance, partition: str, prefer_run: str | None = None
 ) -> PublishedResult:
-    """The partition's result: `prefer_run`'s if complete, else the latest complete run's."""
+    """The partition's result: `prefer_run`'s if complete, else the latest complete run's.
+
+    Runs under quarantine (tag `eval/quarantined`, set by the quarantine job) are skipped.
+    """
     if prefer_run and (result := run_result(instance, partition, prefer_run)):
         return result
     records_filter = AssetRecordsFilter(asset_key=_LAST_RESULT, asset_partitions=[partition])
@@ -67,6 +72,8 @@ def published_result(
     while True:
         page = instance.fetch_materializations(records_filter, limit=20, cursor=cursor)
         for record in page.records:
+            if _quarantined(instance, record.run_id):
+                continue
             if result := run_result(instance, partition, record.run_id):
                 return result
         if not page.has_more:
@@ -75,6 +82,11 @@ def published_result(
                 f"{', '.join(RESULT_ASSETS)}"
             )
         cursor = page.cursor
+
+
+def _quarantined(instance: DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and QUARANTINED_TAG in run.tags
 
 
 def published_partitions(instance: DagsterInstance) -> list[str]:

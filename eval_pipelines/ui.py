@@ -29,7 +29,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 def serve_ui(host: str, port: int, log_viewer_port: int) -> int:
     """Serve the Dagster UI and the log viewer on this project's local deployment."""
-    from resources import resources_for  # Dagster's import cost, only for this command
+    from resources.deployments import resources_for  # Dagster's import cost, only for this command
 
     home = ensure_local_home()
     log_dir = Path(resources_for("local")["artifacts"].root) / EVAL_LOGS

@@ -1,5 +1,3 @@
-"""Resources, chosen by deployment (`EVAL_DEPLOYMENT`: `local` default, or `scale`)."""
-
-from resources.deployments import DEPLOYMENT_ENV, deployment_name, resources_for
-
-__all__ = ["DEPLOYMENT_ENV", "deployment_name", "resources_for"]
+"""Resources, chosen by deployment (`EVAL_DEPLOYMENT`: `local` default, or `scale`):
+`resources.deployments.resources_for`. Nothing is imported here, so importing one resource
+module (the artifact store, say) does not pull in every deployment's resources."""

@@ -4,6 +4,8 @@
   `.dagster_home`; tool calls sandboxed with bubblewrap on this host.
 - `scale`: artifacts and intermediate outputs in S3 (any S3 API: set
   `EVAL_S3_ENDPOINT_URL` for MinIO or moto), as needed when every op runs in its own pod.
+
+Both send alerts to the channels named by `EVAL_ALERT_*` variables (resources/alerting.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from dagster import EnvVar, FilesystemIOManager
 
 from eval_pipelines.home import local_home
+from resources.alerting import alert_channels_from_env
 from resources.artifact_store import LocalArtifactStore
 from resources.sandbox import SandboxBackend
 
@@ -26,6 +29,7 @@ def _local() -> dict[str, Any]:
         "io_manager": FilesystemIOManager(base_dir=str(home / "storage")),
         "artifacts": LocalArtifactStore(root=str(home / "artifacts")),
         "sandbox": SandboxBackend(backend="bwrap"),
+        "alerting": alert_channels_from_env(),
     }
 
 
@@ -42,6 +46,7 @@ def _scale() -> dict[str, Any]:
         ),
         "artifacts": S3ArtifactStore(s3=s3, bucket=EnvVar("EVAL_S3_BUCKET"), prefix="evals"),
         "sandbox": SandboxBackend(backend="none"),
+        "alerting": alert_channels_from_env(),
     }
 
 

@@ -1,0 +1,265 @@
+"""Safety sensors: incidents become alerts, quarantines and stopped runs; failures and
+operator stops alert too.
+
+`safety_incident_sensor` reads `incidents` observations after its cursor (the last storage
+id it handled). For each it requests a `safety_alert` run and, where the incident says so, a
+`quarantine` run; their run keys (`<incident id>:<job>`) make each happen once, whatever the
+tick timing: a tick repeated after a daemon restart asks for the same keys and the daemon
+skips those that exist. It also ends an evaluation that should have stopped and has not.
+It then reads `alert_deliveries` observations: an alert a channel did not take is launched
+again, with backoff, until every channel has it (each channel gets it once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+from dagster import (
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    RunsFilter,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+
+from assets.incidents import record_incidents_request
+from eval_pipelines.jobs import record_incidents_job
+from eval_pipelines.partitions import split_partition_key
+from eval_pipelines.resume import PARTITION_TAG
+from eval_pipelines.safety.alerts import ALERT_DELIVERIES, ALERT_TAG
+from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, record_incident
+from eval_pipelines.safety.jobs import (
+    QUARANTINE_JOB,
+    SAFETY_ALERT_JOB,
+    quarantine_job,
+    safety_alert_job,
+)
+from eval_pipelines.stopping import STOP_REASON_TAG
+from resources.artifact_store import ArtifactStore
+
+SAFETY_STOPPED_TAG = "eval/safety-stopped"
+INCIDENT_TAG = "eval/incident"
+RETRY_ENV = "EVAL_ALERT_RETRY_SECONDS"
+MAX_RETRY_SECONDS = 900
+_UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+               DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]  # fmt: skip
+
+
+@dataclass
+class Pending:
+    """An alert some channel has not taken: the run to repeat, and when."""
+
+    run_id: str
+    retries: int
+    due: float
+
+
+@dataclass
+class SafetyCursor:
+    incidents: int = 0
+    deliveries: int = 0
+    pending: dict[str, Pending] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> SafetyCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        pending = {k: Pending(**v) for k, v in data.pop("pending").items()}
+        return cls(**data, pending=pending)
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def retry_delay(retries: int) -> float:
+    """Backoff between launches of an undelivered alert: base (env, 30 s) doubling, capped."""
+    return min(float(os.environ.get(RETRY_ENV, "30")) * 2**retries, MAX_RETRY_SECONDS)
+
+
+def alert_run_config(incident_record: str) -> dict:
+    return {"ops": {"deliver_alert": {"config": {"incident_record": incident_record}}}}
+
+
+def stop_evaluation(instance: DagsterInstance, run_id: str, reason: str) -> bool:
+    """Tag and cancel the run if it is still going; True if this call asked it to stop."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished or run.status == DagsterRunStatus.CANCELING:
+        return False
+    instance.add_run_tags(run_id, {SAFETY_STOPPED_TAG: "true", STOP_REASON_TAG: reason})
+    instance.run_coordinator.cancel_run(run_id)
+    return True
+
+
+def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> list[RunRequest]:
+    records = context.instance.fetch_observations(
+        AssetRecordsFilter(asset_key=INCIDENTS_ASSET, after_storage_id=cursor.incidents or None),
+        limit=100,
+        ascending=True,
+    ).records
+    requests = []
+    for record in records:
+        cursor.incidents = record.storage_id
+        observation = record.asset_observation
+        if observation is None:
+            continue
+        meta = {k: v.value for k, v in observation.metadata.items()}
+        incident_id, record_uri = str(meta["incident_id"]), str(meta["record"])
+        tags = {INCIDENT_TAG: incident_id}
+        requests.append(RunRequest(
+            run_key=f"{incident_id}:{SAFETY_ALERT_JOB}", job_name=SAFETY_ALERT_JOB,
+            run_config=alert_run_config(record_uri), tags={**tags, ALERT_TAG: incident_id},
+        ))  # fmt: skip
+        requests.append(
+            record_incidents_request(record.partition_key, incident_id, record.storage_id)
+        )
+        if meta.get("quarantine"):
+            requests.append(RunRequest(
+                run_key=f"{incident_id}:{QUARANTINE_JOB}", job_name=QUARANTINE_JOB,
+                run_config={"ops": {"quarantine_run": {"config": {"incident_record": record_uri}}}},
+                tags=tags,
+            ))  # fmt: skip
+        if meta.get("action") == "stop_evaluation":
+            reason = f"safety: {meta['rule_id']}: {meta['summary']}"
+            if stop_evaluation(context.instance, str(meta["run_id"]), reason):
+                context.log.warning(f"incident {incident_id}: stopping run {meta['run_id']}")
+    return requests
+
+
+def _alert_in_progress(instance: DagsterInstance, alert_id: str) -> bool:
+    return bool(
+        instance.get_run_ids(RunsFilter(tags={ALERT_TAG: alert_id}, statuses=_UNFINISHED), limit=1)
+    )
+
+
+def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> list[RunRequest]:
+    instance, now = context.instance, time.time()
+    records = instance.fetch_observations(
+        AssetRecordsFilter(asset_key=ALERT_DELIVERIES, after_storage_id=cursor.deliveries or None),
+        limit=500,
+        ascending=True,
+    ).records
+    outcome: dict[tuple[str, str], bool] = {}  # (alert, run) -> every channel delivered
+    for record in records:
+        cursor.deliveries = record.storage_id
+        if record.asset_observation is None:
+            continue
+        meta = record.asset_observation.metadata
+        key = (str(meta["alert_id"].value), record.run_id)
+        outcome[key] = outcome.get(key, True) and bool(meta["delivered"].value)
+    for (alert_id, run_id), delivered in outcome.items():
+        if delivered:
+            cursor.pending.pop(alert_id, None)
+        else:
+            retries = cursor.pending[alert_id].retries if alert_id in cursor.pending else 0
+            cursor.pending[alert_id] = Pending(run_id, retries, now + retry_delay(retries))
+    requests = []
+    for alert_id, pending in cursor.pending.items():
+        if now < pending.due or _alert_in_progress(instance, alert_id):
+            continue
+        previous = instance.get_run_by_id(pending.run_id)
+        if previous is None:
+            continue
+        pending.retries += 1
+        pending.due = now + retry_delay(pending.retries)
+        requests.append(RunRequest(
+            run_key=f"{alert_id}:{SAFETY_ALERT_JOB}:retry-{pending.retries}",
+            job_name=SAFETY_ALERT_JOB, run_config=previous.run_config,
+            tags={k: v for k, v in previous.tags.items() if k in (ALERT_TAG, INCIDENT_TAG)},
+        ))  # fmt: skip
+    return requests
+
+
+@sensor(
+    name="safety_incident_sensor",
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    jobs=[safety_alert_job, quarantine_job, record_incidents_job],
+)
+def safety_incident_sensor(context: SensorEvaluationContext):
+    """Alert, quarantine and refresh the incidents table per new incident, stop what should
+    have stopped, retry alerts."""
+    cursor = SafetyCursor.parse(context.cursor)
+    requests = _incident_requests(context, cursor) + _retry_requests(context, cursor)
+    # One request per key: an incident recorded twice (a repeated operator-stop tick) is one.
+    requests = list({r.run_key: r for r in requests}.values())
+    if not requests:
+        return SensorResult(
+            skip_reason=SkipReason("no new incidents or alerts due"), cursor=cursor.dump()
+        )
+    return SensorResult(run_requests=requests, cursor=cursor.dump())
+
+
+def build_evaluation_sensors(evaluation_job) -> list:
+    """Sensors on the evaluate job's runs: failures alert, operator stops become incidents."""
+
+    @run_failure_sensor(
+        name="evaluation_failure_sensor",
+        monitored_jobs=[evaluation_job],
+        request_job=safety_alert_job,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=5,
+    )
+    def evaluation_failure_sensor(context: RunFailureSensorContext):
+        """A failed evaluation alerts the same channels (a safety stop alerts as its incident)."""
+        run = context.dagster_run
+        if run.tags.get(SAFETY_STOPPED_TAG):
+            return SkipReason(f"run {run.run_id} was safety-stopped: its incident alerts")
+        alert_id = f"run-failure-{run.run_id}"
+        reason = context.failure_event.message or "the run failed"
+        return RunRequest(
+            run_key=f"{alert_id}:{SAFETY_ALERT_JOB}",
+            run_config={"ops": {"deliver_alert": {"config": {
+                "failed_run_id": run.run_id, "failure_reason": reason}}}},
+            tags={ALERT_TAG: alert_id},
+        )  # fmt: skip
+
+    @run_status_sensor(
+        name="operator_stop_sensor",
+        run_status=DagsterRunStatus.CANCELED,
+        monitored_jobs=[evaluation_job],
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=5,
+    )
+    def operator_stop_sensor(context: RunStatusSensorContext, artifacts: ArtifactStore):
+        """Every operator stop (evalctl stop, the UI's Terminate) is an `operator_stop` incident."""
+        run = context.dagster_run
+        if run.tags.get(SAFETY_STOPPED_TAG):
+            return SkipReason(f"run {run.run_id} was safety-stopped: not an operator stop")
+        record_incident(context.instance, artifacts, operator_stop_incident(run))
+        return None
+
+    return [evaluation_failure_sensor, operator_stop_sensor]
+
+
+def operator_stop_incident(run) -> Incident:
+    """The incident for a canceled run: who/why from `eval/stop-reason`, else the UI."""
+    why = run.tags.get(STOP_REASON_TAG) or "terminated from the Dagster UI"
+    partition = run.tags[PARTITION_TAG]
+    model_id, suite = split_partition_key(partition)
+    return Incident(
+        # Stable: a tick repeated after a restart records the same incident, alerted once.
+        id=f"operator-stop-{run.run_id}",
+        kind="operator_stop",
+        rule_id="operator_stop",
+        severity="warning",
+        action="stop_evaluation",
+        run_id=run.run_id,
+        partition=partition,
+        model_id=model_id,
+        suite=suite,
+        summary=f"run {run.run_id} of {partition} stopped by an operator: {why}",
+        evidence={"stop_reason": why},
+    )
