@@ -48,6 +48,7 @@ HOST_ETC = (
     ),
 )  # fmt: skip
 ETC_BYTES = 1 << 20
+NPROC_SLACK = 4
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,10 @@ def bwrap_command(
         # SIGXCPU at the soft limit (the shell says "CPU time limit exceeded"), SIGKILL 1 s on.
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
         f"--fsize={limits.file_bytes}",
-        f"--nproc={limits.processes}",
+        # A little above the cgroup's pids.max, so the cgroup refuses first and counts it
+        # (pids.events), which is how a process-limit hit is reported; the rlimit stays a
+        # backstop should the cgroup fail.
+        f"--nproc={limits.processes + NPROC_SLACK}",
         "--core=0",
         "--nofile=1024",
         "--",

@@ -205,6 +205,7 @@ class _Sandbox:
             self.cgroup,
             trap,
             self.spec.memory_mb * MB,
+            self.spec.pids + WRAPPER_PROCESSES,
             kill=lambda: self._kill_sandboxed(process),
         )
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ sample), the sandbox's processes are killed first, then the exception ends the c
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import time
@@ -26,8 +27,9 @@ SAMPLE_SECONDS = 0.05  # 20 Hz; the issue asks for >= 10 Hz
 MEMORY_MARGIN = 0.10  # of the memory limit
 PIDS_MARGIN = 4
 CPU_MARGIN_SECONDS = 1.0
-# A process spike: this many more processes than 1 sample earlier.
+# A process spike: this many more processes than at some point in the last second.
 SPIKE_PIDS = 8
+SPIKE_WINDOW_SECONDS = 1.0
 
 
 class CallWatch:
@@ -39,15 +41,18 @@ class CallWatch:
         cgroup: Cgroup,
         trap: NetworkTrap,
         memory_limit: int,
+        pids_limit: int,
         kill: Callable[[], None],
     ):
         self.sandbox, self._cgroup, self._trap = sandbox, cgroup, trap
-        self._memory_limit, self._kill = memory_limit, kill
+        self._memory_limit, self._pids_limit, self._kill = memory_limit, pids_limit, kill
         self._started = time.time()
         self.start_usage = cgroup.usage()
         self._start_events = cgroup.counters()
         self._published = dict(self.start_usage)
-        self._last = dict(self.start_usage)
+        # Seeded with the call's start: a bomb already at its peak by the first sample spikes.
+        self._recent_pids = collections.deque([(time.monotonic(), self.start_usage["pids"])])
+        self._spike_reported = 0.0
         self.peak = dict(self.start_usage)
         self.samples = 0
         self.limits_hit: dict[str, dict[str, Any]] = {}
@@ -86,16 +91,27 @@ class CallWatch:
         self.samples += 1
         for key, value in usage.items():
             self.peak[key] = max(self.peak[key], value)
-        if usage["pids"] - self._last["pids"] >= SPIKE_PIDS:
-            self._emit("process_spike", {**usage, "previous_pids": self._last["pids"]})
-        self._last = usage
+        self._spike(usage)
         if events["oom_kill"] > self._start_events["oom_kill"]:
             self.hit("memory", limit_bytes=self._memory_limit)
-        if events["pids_max"] > self._start_events["pids_max"]:
-            self.hit("pids", pids=self.peak["pids"])
+        if events["pids_max"] > self._start_events["pids_max"] or usage["pids"] >= self._pids_limit:
+            self.hit("pids", max_pids=self._pids_limit)
+            # The count reached pids.max, even if between two samples: that is a spike too.
+            self._spike({**usage, "pids": self._pids_limit})
         if self._moved(usage):
             self._published = usage
             self._emit("counters", usage)
+
+    def _spike(self, usage: dict[str, float]) -> None:
+        """A rise of SPIKE_PIDS within the window, reported again only PIDS_MARGIN higher."""
+        now, pids = time.monotonic(), usage["pids"]
+        self._recent_pids.append((now, pids))
+        while self._recent_pids[0][0] < now - SPIKE_WINDOW_SECONDS:
+            self._recent_pids.popleft()
+        low = min(p for _, p in self._recent_pids)
+        if pids - low >= SPIKE_PIDS and pids >= self._spike_reported + PIDS_MARGIN:
+            self._spike_reported = pids
+            self._emit("process_spike", {**usage, "rose_from_pids": low})
 
     def _moved(self, usage: dict[str, float]) -> bool:
         last = self._published
