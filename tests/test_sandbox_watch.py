@@ -6,6 +6,7 @@ import socket
 import time
 
 import pytest
+from inspect_ai.util import OutputLimitExceededError
 
 from eval_pipelines.partitions import partition_key
 from eval_pipelines.safety import events
@@ -116,7 +117,7 @@ def test_memory_and_fork_bombs_are_limit_hits(sandbox, bus):
 def test_wall_time_and_output_are_limit_hits(sandbox, bus):
     with pytest.raises(TimeoutError):
         sandbox.sh("sleep 30", timeout=1)
-    with pytest.raises(Exception, match="output limit"):
+    with pytest.raises(OutputLimitExceededError):
         sandbox.sh("yes | head -c 10000000")
     assert {"wall_time", "output"} <= {hit["limit"] for hit in of(bus, "limit_hit")}
 
