@@ -161,117 +161,98 @@ class _Sandbox:
         output flood or a monitor's stop."""
         assert self.cgroup is not None
         trap = await asyncio.to_thread(NetworkTrap)
-        try:
-            return await self._run_trapped(
-                argv, trap, input=input, cwd=cwd, env=env, timeout=timeout,
-                output_limit=output_limit,
-            )  # fmt: skip
-        finally:
-            trap.close()
-
-    async def _run_trapped(
-        self,
-        argv: list[str],
-        trap: NetworkTrap,
-        *,
-        input: bytes | None,
-        cwd: str,
-        env: dict[str, str],
-        timeout: int,
-        output_limit: int,
-    ) -> _Run:
-        assert self.cgroup is not None
-        seccomp_fd = filter_fd()
-        etc_fds = {
-            name: memory_file(f"eval-sandbox-{name}", text.encode())
-            for name, text in ETC_FILES.items()
-        }
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self.command(argv, cwd, env, seccomp_fd, etc_fds, trap.netns_fd),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=(seccomp_fd, trap.netns_fd, *etc_fds.values()),
-                start_new_session=True,
-                cwd="/",
-                env={"PATH": SAFE_PATH},  # the host's environment (API keys) stays out
-            )
-        finally:
-            for fd in (seccomp_fd, *etc_fds.values()):
-                os.close(fd)
-        watch = CallWatch(
-            self.root.name,
-            self.cgroup,
-            trap,
-            self.spec.memory_mb * MB,
-            self.spec.pids + WRAPPER_PROCESSES,
-            kill=lambda: self._kill_sandboxed(process),
-        )
-        loop = asyncio.get_running_loop()
-        loop.add_reader(trap.tun_fd, watch.on_packets)
-        # A task of this coroutine: same context, so the monitor sees the calling sample.
-        observer = asyncio.create_task(watch.observe())
-        flooded: list[str] = []
-
-        async def feed() -> None:
-            assert process.stdin is not None
+        with contextlib.closing(trap):
+            seccomp_fd = filter_fd()
+            etc_fds = {
+                name: memory_file(f"eval-sandbox-{name}", text.encode())
+                for name, text in ETC_FILES.items()
+            }
             try:
-                if input:
-                    process.stdin.write(input)
-                    await process.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            finally:
-                process.stdin.close()
-
-        async def collect(stream: asyncio.StreamReader | None, name: str) -> bytes:
-            assert stream is not None
-            data = bytearray()
-            while chunk := await stream.read(65536):
-                if len(data) + len(chunk) > output_limit:
-                    data += chunk[: output_limit - len(data)]
-                    flooded.append(name)
-                    self._kill_sandboxed(process)
-                    break
-                data += chunk
-            return bytes(data)
-
-        timed_out = False
-        try:
-            # asyncio.timeout, not wait_for: a cancelled tool call (Inspect's time limits)
-            # must not leave a gather future behind with an unretrieved CancelledError.
-            async with asyncio.timeout(timeout):
-                _, stdout, stderr = await asyncio.gather(
-                    feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
+                process = await asyncio.create_subprocess_exec(
+                    *self.command(argv, cwd, env, seccomp_fd, etc_fds, trap.netns_fd),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    pass_fds=(seccomp_fd, trap.netns_fd, *etc_fds.values()),
+                    start_new_session=True,
+                    cwd="/",
+                    env={"PATH": SAFE_PATH},  # the host's environment (API keys) stays out
                 )
-        except TimeoutError:
-            timed_out = True
-        finally:
-            await self._stop(process)
-            loop.remove_reader(trap.tun_fd)
-            watch.stop()
-            with contextlib.suppress(BaseException):  # re-raised below, unless cancelled
-                await asyncio.shield(observer)
-        await observer  # what a subscriber raised (the monitor's stop) ends the call here
-        watch.finish(str(self.work))
-        if timed_out:
-            watch.hit("wall_time", limit_seconds=timeout)
-            raise TimeoutError(
-                f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
-                "all of its processes"
+            finally:
+                for fd in (seccomp_fd, *etc_fds.values()):
+                    os.close(fd)
+            watch = CallWatch(
+                self.root.name,
+                self.cgroup,
+                trap,
+                self.spec.memory_mb * MB,
+                self.spec.pids + WRAPPER_PROCESSES,
+                kill=lambda: self._kill_sandboxed(process),
             )
-        returncode = process.returncode or 0
-        if flooded:
-            watch.hit("output", limit_bytes=output_limit, stream=flooded[0])
-            raise OutputLimitExceededError(
-                f"{output_limit} bytes",
-                truncated_output=(stdout if "stdout" in flooded else stderr).decode(
-                    errors="replace"
-                ),
-            )
-        self._check_exit(watch, returncode, stderr)
-        return _Run(returncode, stdout, stderr, self._notes(watch))
+            loop = asyncio.get_running_loop()
+            loop.add_reader(trap.tun_fd, watch.on_packets)
+            # A task of this coroutine: same context, so the monitor sees the calling sample.
+            observer = asyncio.create_task(watch.observe())
+            flooded: list[str] = []
+
+            async def feed() -> None:
+                assert process.stdin is not None
+                try:
+                    if input:
+                        process.stdin.write(input)
+                        await process.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    process.stdin.close()
+
+            async def collect(stream: asyncio.StreamReader | None, name: str) -> bytes:
+                assert stream is not None
+                data = bytearray()
+                while chunk := await stream.read(65536):
+                    if len(data) + len(chunk) > output_limit:
+                        data += chunk[: output_limit - len(data)]
+                        flooded.append(name)
+                        self._kill_sandboxed(process)
+                        break
+                    data += chunk
+                return bytes(data)
+
+            timed_out = False
+            try:
+                # asyncio.timeout, not wait_for: a cancelled tool call (Inspect's time limits)
+                # must not leave a gather future behind with an unretrieved CancelledError.
+                async with asyncio.timeout(timeout):
+                    _, stdout, stderr = await asyncio.gather(
+                        feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
+                    )
+            except TimeoutError:
+                timed_out = True
+            finally:
+                await self._stop(process)
+                loop.remove_reader(trap.tun_fd)
+                watch.stop()
+                with contextlib.suppress(BaseException):  # re-raised below, unless cancelled
+                    await asyncio.shield(observer)
+            await observer  # what a subscriber raised (the monitor's stop) ends the call here
+            watch.finish(str(self.work))
+            if timed_out:
+                watch.hit("wall_time", limit_seconds=timeout)
+                raise TimeoutError(
+                    f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
+                    "all of its processes"
+                )
+            returncode = process.returncode or 0
+            if flooded:
+                watch.hit("output", limit_bytes=output_limit, stream=flooded[0])
+                raise OutputLimitExceededError(
+                    f"{output_limit} bytes",
+                    truncated_output=(stdout if "stdout" in flooded else stderr).decode(
+                        errors="replace"
+                    ),
+                )
+            self._check_exit(watch, returncode, stderr)
+            return _Run(returncode, stdout, stderr, self._notes(watch))
 
     def _check_exit(self, watch: CallWatch, returncode: int, stderr: bytes) -> None:
         """Limits only the exit shows: per-process CPU time (SIGXCPU, then SIGKILL at the
