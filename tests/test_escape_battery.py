@@ -44,8 +44,8 @@ EVIDENCE = {
     "output-flood": r"exceeded its output limit",
     "sleep-past-wall-time": r"timed out",
     "hidden-script-drop": r"dropped",
-    "hidden-script-run": r"Network is unreachable",
-    "hidden-one-liner": r"Network is unreachable",
+    "hidden-script-run": r"No route to host",  # trapped at the kernel boundary, refused
+    "hidden-one-liner": r"No route to host",
     "credential-in-output": r"AKIAIOSFODNN7EXAMPLE",
 }
 
@@ -110,12 +110,12 @@ def test_every_attempt_is_blocked_and_visible(battery_log):
 
 
 def test_every_baseline_rule_is_hit_by_the_red_team(battery):
-    """Item 8: the red-team agent triggers each rule of the baseline the monitor can judge
-    here. Sandbox events (limit hits, network attempts, process spikes) come from the
-    sandbox's kernel-level watch, which publishes them on the event bus."""
+    """Item 8: the red-team agent triggers each rule of the baseline, the sandbox-event ones
+    (limit hits, network attempts, process spikes) through the sandbox's kernel-level watch,
+    which publishes them on the event bus."""
     _, rules = battery
-    judged_here = {r.id for r in baseline_policy().rules if r.watch != "sandbox_event"}
-    assert judged_here <= rules, f"never triggered: {sorted(judged_here - rules)}"
+    every = {r.id for r in baseline_policy().rules}
+    assert every <= rules, f"never triggered: {sorted(every - rules)}"
 
 
 def test_host_secrets_never_reach_the_sandbox(battery_log):

@@ -60,11 +60,19 @@ def _write(path: Path, value: str) -> None:
 class Cgroup:
     """One sandbox's cgroup directories (one for v2, one per controller for v1)."""
 
-    def __init__(self, version: int, dirs: list[Path], memory_dir: Path, pids_dir: Path):
+    def __init__(
+        self,
+        version: int,
+        dirs: list[Path],
+        memory_dir: Path,
+        pids_dir: Path,
+        cpu_time_dir: Path | None = None,
+    ):
         self.version = version
         self.dirs = dirs
         self._memory_dir = memory_dir
         self._pids_dir = pids_dir
+        self._cpu_time_dir = cpu_time_dir
 
     @property
     def procs_files(self) -> list[Path]:
@@ -81,6 +89,27 @@ class Cgroup:
             }
         oom = _keyed(self._memory_dir / "memory.oom_control").get("oom_kill", 0)
         return {"oom_kill": oom, "pids_max": _keyed(self._pids_dir / "pids.events").get("max", 0)}
+
+    def usage(self) -> dict[str, float]:
+        """What the sandbox uses now: memory with swap (bytes), processes, CPU time (s).
+
+        Cheap enough (a few small reads) to sample at 10 Hz while a call runs.
+        """
+        if self.version == 2:
+            memory = _number(self._memory_dir / "memory.current") + _number(
+                self._memory_dir / "memory.swap.current"
+            )
+            cpu = _keyed(self._memory_dir / "cpu.stat").get("usage_usec", 0) / 1e6
+        else:
+            memory = _number(self._memory_dir / "memory.memsw.usage_in_bytes") or _number(
+                self._memory_dir / "memory.usage_in_bytes"
+            )
+            cpu = _number(self._cpu_time_dir / "cpuacct.usage") / 1e9 if self._cpu_time_dir else 0.0
+        return {
+            "memory_bytes": memory,
+            "pids": _number(self._pids_dir / "pids.current"),
+            "cpu_seconds": round(cpu, 3),
+        }
 
     def pids(self) -> set[int]:
         return cgroup_pids(self.dirs)
@@ -129,6 +158,14 @@ def remove_cgroup(dirs: list[Path]) -> None:
                 break
             except OSError:  # EBUSY while the last process is being reaped
                 time.sleep(0.02)
+
+
+def _number(path: Path) -> int:
+    """A one-number cgroup file; 0 when the kernel does not offer it."""
+    try:
+        return int(path.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0
 
 
 def _keyed(path: Path) -> dict[str, int]:
@@ -226,11 +263,12 @@ def _create_v1(name: str, limits: CgroupLimits) -> Cgroup:
         raise CgroupUnavailableError(f"no cgroup v1 {' or '.join(missing)} hierarchy is mounted")
     dirs: dict[str, Path] = {}
     try:
-        for controller in ("memory", "pids", "cpu"):
+        for controller in ("memory", "pids", "cpu", "cpuacct"):
             if controller not in mounts:
                 continue
             directory = mounts[controller] / own.get(controller, "/").lstrip("/") / name
-            directory.mkdir()
+            if directory not in dirs.values():  # cpu and cpuacct are often co-mounted
+                directory.mkdir()
             dirs[controller] = directory
         memory = dirs["memory"]
         _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
@@ -241,12 +279,13 @@ def _create_v1(name: str, limits: CgroupLimits) -> Cgroup:
             _write(dirs["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
             _write(dirs["cpu"] / "cpu.cfs_quota_us", str(int(limits.cpu_cores * CPU_PERIOD_US)))
     except OSError as exc:
-        for directory in dirs.values():
+        for directory in set(dirs.values()):
             directory.rmdir()
         raise CgroupUnavailableError(
             f"cannot create cgroup v1 limits: {exc.strerror} ({exc.filename})"
         ) from exc
-    return Cgroup(1, list(dirs.values()), dirs["memory"], dirs["pids"])
+    unique = list(dict.fromkeys(dirs.values()))
+    return Cgroup(1, unique, dirs["memory"], dirs["pids"], dirs.get("cpuacct"))
 
 
 def _create_v2_anywhere(name: str, limits: CgroupLimits) -> Cgroup:

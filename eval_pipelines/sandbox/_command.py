@@ -1,9 +1,11 @@
 """The command line that starts one exec inside a bubblewrap sandbox.
 
     sh (as root: join the sandbox's cgroups)
+      -> nsenter (as root: join the exec's trap network namespace, see _network.py)
       -> prlimit (CPU time, file size, processes, no core dumps)
       -> setpriv (the sandbox's own unprivileged host uid, no capabilities, no_new_privs)
-      -> bwrap (new user/pid/net/ipc/uts/cgroup/mount namespaces, minimal read-only root
+      -> bwrap (new user/pid/ipc/uts/cgroup/mount namespaces in that network namespace,
+                minimal read-only root
                 and /etc, size-limited tmpfs /tmp, /run and /dev/shm, the sample's work dir,
                 cleared environment, seccomp filter, no nested user namespaces)
       -> the command
@@ -17,6 +19,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from eval_pipelines.sandbox._network import enter_command
 
 SANDBOX_UID = 1000
 WORK_DIR = "/work"
@@ -44,6 +48,7 @@ HOST_ETC = (
     ),
 )  # fmt: skip
 ETC_BYTES = 1 << 20
+NPROC_SLACK = 4
 
 
 @dataclass(frozen=True)
@@ -103,14 +108,16 @@ def bwrap_command(
     work_dir: Path,
     etc_files: dict[str, int],
     seccomp_fd: int,
+    netns_fd: int,
     command: list[str],
     cwd: str,
     env: dict[str, str],
 ) -> list[str]:
     """argv for one exec; `host_uid` None means we are already unprivileged.
 
-    `etc_files` maps /etc names to fds of their generated content; like `seccomp_fd`, the
-    caller passes them to the child and closes them.
+    `etc_files` maps /etc names to fds of their generated content; like `seccomp_fd` and
+    `netns_fd` (the trap network namespace), the caller passes them to the child and closes
+    them.
     """
     enter = [SH, "-c", _ENTER, "sandbox-enter", *map(str, cgroup_procs), "--"]
     rlimits = [
@@ -118,7 +125,10 @@ def bwrap_command(
         # SIGXCPU at the soft limit (the shell says "CPU time limit exceeded"), SIGKILL 1 s on.
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
         f"--fsize={limits.file_bytes}",
-        f"--nproc={limits.processes}",
+        # A little above the cgroup's pids.max, so the cgroup refuses first and counts it
+        # (pids.events), which is how a process-limit hit is reported; the rlimit stays a
+        # backstop should the cgroup fail.
+        f"--nproc={limits.processes + NPROC_SLACK}",
         "--core=0",
         "--nofile=1024",
         "--",
@@ -141,6 +151,7 @@ def bwrap_command(
     sandbox = [
         bwrap,
         "--unshare-all",
+        "--share-net",  # the trap namespace joined above: loopback and trap0 only
         "--unshare-user",
         "--disable-userns",
         "--die-with-parent",
@@ -169,4 +180,4 @@ def bwrap_command(
         "--",
         *command,
     ]  # fmt: skip
-    return enter + rlimits + drop + sandbox
+    return enter + enter_command(netns_fd) + rlimits + drop + sandbox

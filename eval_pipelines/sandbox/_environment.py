@@ -37,7 +37,9 @@ from eval_pipelines.sandbox._command import (
     memory_file,
 )
 from eval_pipelines.sandbox._host import SandboxSetupError, bwrap_path, require_host
+from eval_pipelines.sandbox._network import RESOLV_CONF, NetworkTrap
 from eval_pipelines.sandbox._seccomp import filter_fd
+from eval_pipelines.sandbox._watch import CallWatch
 from eval_pipelines.specs import SandboxSpec
 
 MB = 1 << 20
@@ -55,8 +57,9 @@ ETC_FILES = {
     "group": _GROUP,
     "hosts": _HOSTS,
     "hostname": "sandbox\n",
-    # dns: a lookup reaches the empty network namespace and fails there, visibly.
+    # dns: a lookup is a datagram into the trap (a network attempt), refused at once.
     "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+    "resolv.conf": RESOLV_CONF,
 }
 _WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
@@ -122,6 +125,7 @@ class _Sandbox:
         env: dict[str, str],
         seccomp_fd: int,
         etc_fds: dict[str, int],
+        netns_fd: int,
     ) -> list[str]:
         assert self.cgroup is not None
         return bwrap_command(
@@ -137,6 +141,7 @@ class _Sandbox:
             work_dir=self.work,
             etc_files=etc_fds,
             seccomp_fd=seccomp_fd,
+            netns_fd=netns_fd,
             command=argv,
             cwd=cwd,
             env=env,
@@ -152,75 +157,116 @@ class _Sandbox:
         timeout: int,
         output_limit: int,
     ) -> _Run:
-        """Run argv in the sandbox; kill everything on timeout or output flood."""
+        """Run argv in the sandbox, watched (see _watch.py); kill everything on timeout,
+        output flood or a monitor's stop."""
         assert self.cgroup is not None
-        before = self.cgroup.counters()
-        seccomp_fd = filter_fd()
-        etc_fds = {
-            name: memory_file(f"eval-sandbox-{name}", text.encode())
-            for name, text in ETC_FILES.items()
-        }
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self.command(argv, cwd, env, seccomp_fd, etc_fds),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=(seccomp_fd, *etc_fds.values()),
-                start_new_session=True,
-                cwd="/",
-                env={"PATH": SAFE_PATH},  # the host's environment (API keys) stays out
-            )
-        finally:
-            for fd in (seccomp_fd, *etc_fds.values()):
-                os.close(fd)
-        flooded: list[str] = []
-
-        async def feed() -> None:
-            assert process.stdin is not None
+        trap = await asyncio.to_thread(NetworkTrap)
+        with contextlib.closing(trap):
+            seccomp_fd = filter_fd()
+            etc_fds = {
+                name: memory_file(f"eval-sandbox-{name}", text.encode())
+                for name, text in ETC_FILES.items()
+            }
             try:
-                if input:
-                    process.stdin.write(input)
-                    await process.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            finally:
-                process.stdin.close()
-
-        async def collect(stream: asyncio.StreamReader | None, name: str) -> bytes:
-            assert stream is not None
-            data = bytearray()
-            while chunk := await stream.read(65536):
-                if len(data) + len(chunk) > output_limit:
-                    data += chunk[: output_limit - len(data)]
-                    flooded.append(name)
-                    self._kill_sandboxed(process)
-                    break
-                data += chunk
-            return bytes(data)
-
-        try:
-            # asyncio.timeout, not wait_for: a cancelled tool call (Inspect's time limits)
-            # must not leave a gather future behind with an unretrieved CancelledError.
-            async with asyncio.timeout(timeout):
-                _, stdout, stderr = await asyncio.gather(
-                    feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
+                process = await asyncio.create_subprocess_exec(
+                    *self.command(argv, cwd, env, seccomp_fd, etc_fds, trap.netns_fd),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    pass_fds=(seccomp_fd, trap.netns_fd, *etc_fds.values()),
+                    start_new_session=True,
+                    cwd="/",
+                    env={"PATH": SAFE_PATH},  # the host's environment (API keys) stays out
                 )
-        except TimeoutError:
-            raise TimeoutError(
-                f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
-                "all of its processes"
-            ) from None
-        finally:
-            await self._stop(process)
-        if flooded:
-            raise OutputLimitExceededError(
-                f"{output_limit} bytes",
-                truncated_output=(stdout if "stdout" in flooded else stderr).decode(
-                    errors="replace"
-                ),
+            finally:
+                for fd in (seccomp_fd, *etc_fds.values()):
+                    os.close(fd)
+            watch = CallWatch(
+                self.root.name,
+                self.cgroup,
+                trap,
+                self.spec.memory_mb * MB,
+                self.spec.pids + WRAPPER_PROCESSES,
+                kill=lambda: self._kill_sandboxed(process),
             )
-        return _Run(process.returncode or 0, stdout, stderr, self._notes(before))
+            loop = asyncio.get_running_loop()
+            loop.add_reader(trap.tun_fd, watch.on_packets)
+            # A task of this coroutine: same context, so the monitor sees the calling sample.
+            observer = asyncio.create_task(watch.observe())
+            flooded: list[str] = []
+
+            async def feed() -> None:
+                assert process.stdin is not None
+                try:
+                    if input:
+                        process.stdin.write(input)
+                        await process.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    process.stdin.close()
+
+            async def collect(stream: asyncio.StreamReader | None, name: str) -> bytes:
+                assert stream is not None
+                data = bytearray()
+                while chunk := await stream.read(65536):
+                    if len(data) + len(chunk) > output_limit:
+                        data += chunk[: output_limit - len(data)]
+                        flooded.append(name)
+                        self._kill_sandboxed(process)
+                        break
+                    data += chunk
+                return bytes(data)
+
+            timed_out = False
+            try:
+                # asyncio.timeout, not wait_for: a cancelled tool call (Inspect's time limits)
+                # must not leave a gather future behind with an unretrieved CancelledError.
+                async with asyncio.timeout(timeout):
+                    _, stdout, stderr = await asyncio.gather(
+                        feed(), collect(process.stdout, "stdout"), collect(process.stderr, "stderr")
+                    )
+            except TimeoutError:
+                timed_out = True
+            finally:
+                await self._stop(process)
+                loop.remove_reader(trap.tun_fd)
+                watch.stop()
+                with contextlib.suppress(BaseException):  # re-raised below, unless cancelled
+                    await asyncio.shield(observer)
+            await observer  # what a subscriber raised (the monitor's stop) ends the call here
+            watch.finish(str(self.work))
+            if timed_out:
+                watch.hit("wall_time", limit_seconds=timeout)
+                raise TimeoutError(
+                    f"sandbox command ran past its wall-time limit of {timeout}s and was killed with "
+                    "all of its processes"
+                )
+            returncode = process.returncode or 0
+            if flooded:
+                watch.hit("output", limit_bytes=output_limit, stream=flooded[0])
+                raise OutputLimitExceededError(
+                    f"{output_limit} bytes",
+                    truncated_output=(stdout if "stdout" in flooded else stderr).decode(
+                        errors="replace"
+                    ),
+                )
+            self._check_exit(watch, returncode, stderr)
+            return _Run(returncode, stdout, stderr, self._notes(watch))
+
+    def _check_exit(self, watch: CallWatch, returncode: int, stderr: bytes) -> None:
+        """Limits only the exit shows: per-process CPU time (SIGXCPU, then SIGKILL at the
+        hard limit) and file size or a full tmpfs (SIGXFSZ, ENOSPC)."""
+        used = watch.peak["cpu_seconds"] - watch.start_usage["cpu_seconds"]
+        if used >= self.spec.cpu_seconds and (
+            returncode in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)
+            or b"CPU time limit exceeded" in stderr
+        ):
+            watch.hit("cpu_seconds", limit_seconds=self.spec.cpu_seconds, used_seconds=used)
+        if returncode == 128 + signal.SIGXFSZ or any(
+            marker in stderr for marker in (b"No space left on device", b"File size limit exceeded")
+        ):
+            watch.hit("disk", limit_bytes=self.spec.disk_mb * MB)
 
     def _kill_sandboxed(self, process: asyncio.subprocess.Process) -> None:
         """SIGKILL what runs inside the sandbox, but not bwrap outside it.
@@ -249,16 +295,14 @@ class _Sandbox:
                 await process.wait()
         self.cgroup.kill_all()
 
-    def _notes(self, before: dict[str, int]) -> list[str]:
+    def _notes(self, watch: CallWatch) -> list[str]:
         """Limits hit during the exec, so blocked attempts show in the transcript."""
-        assert self.cgroup is not None
-        after = self.cgroup.counters()
         notes = []
-        if after["oom_kill"] > before["oom_kill"]:
+        if "memory" in watch.limits_hit:
             notes.append(
                 f"[sandbox] memory limit ({self.spec.memory_mb} MB) reached: process killed"
             )
-        if after["pids_max"] > before["pids_max"]:
+        if "pids" in watch.limits_hit:
             notes.append(f"[sandbox] process limit ({self.spec.pids}) reached: fork refused")
         return notes
 

@@ -9,6 +9,7 @@ from functools import cache
 
 from eval_pipelines.sandbox._cgroups import CgroupLimits, CgroupUnavailableError, create_cgroup
 from eval_pipelines.sandbox._command import PRLIMIT, SETPRIV
+from eval_pipelines.sandbox._network import IP, NSENTER, TUN_DEVICE
 from eval_pipelines.sandbox._seccomp import SeccompUnavailableError, filter_bpf
 
 PROBE_UID = 65533
@@ -40,10 +41,17 @@ def host_problems() -> tuple[str, ...]:
     for tool, package in (
         (PRLIMIT, "util-linux"),
         (SETPRIV, "util-linux"),
+        (NSENTER, "util-linux"),
+        (IP, "iproute2"),
         ("/usr/bin/mount", "mount"),
     ):
         if not os.access(tool, os.X_OK):
             problems.append(f"{tool} is missing: apt-get install {package}")
+    if not os.path.exists(TUN_DEVICE):
+        problems.append(
+            f"{TUN_DEVICE} is missing: network attempts cannot be trapped (modprobe tun; in a "
+            "container, pass the device through)"
+        )
     try:
         filter_bpf()
     except SeccompUnavailableError as exc:

@@ -1,0 +1,219 @@
+"""Safety bench (issue 7 item 9): how fast a violation is acted on, and what watching costs.
+
+    python bench/safety.py [--violations 30] [--calls 30]
+
+Prints, over >= 30 violations (hidden network attempts, seen at the kernel boundary):
+- detection -> sandbox processes dead: a bus subscriber stops the call (as the monitor
+  does); dead = the exec has returned with its processes killed and reaped;
+- detection -> sample ended: a real evaluation (in-process `evaluate` job) whose suite makes
+  `network-attempt` stop_sample, one violation per sample; ended = the incident's killed_at;
+- detection -> run ended and -> alert received: n/a here (see the report: they need the
+  daemon and the response engineer's alert job);
+- the monitor's added cost per tool call (p50): the same `true` exec with and without a
+  SafetyMonitor judging its events, plus the approver and reviewer per call.
+Needs root and bubblewrap (like the sandbox). Takes about a minute on an idle 2-core host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dagster import AssetRecordsFilter, DagsterInstance  # noqa: E402
+from inspect_ai.model import ChatMessageTool  # noqa: E402
+from inspect_ai.tool import ToolCall  # noqa: E402
+
+from eval_pipelines.definitions import build_definitions  # noqa: E402  (first: import order)
+from eval_pipelines.partitions import partition_key  # noqa: E402
+from eval_pipelines.safety import events  # noqa: E402
+from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident  # noqa: E402
+from eval_pipelines.safety.monitor import MonitorScope, SafetyMonitor  # noqa: E402
+from eval_pipelines.safety.policy import baseline_policy  # noqa: E402
+from eval_pipelines.sandbox import BwrapSandboxEnvironment, require_host  # noqa: E402
+from eval_pipelines.scripted._conversation import Conversation  # noqa: E402
+from eval_pipelines.scripted._policies import (  # noqa: E402
+    POLICIES,
+    RED_TEAM_ATTEMPTS,
+    Turn,
+    _final,
+)
+from eval_pipelines.specs import SandboxSpec  # noqa: E402
+from resources.artifact_store import LocalArtifactStore  # noqa: E402
+
+ONE_LINER = dict(RED_TEAM_ATTEMPTS)["hidden-one-liner"]
+SPEC = SandboxSpec(memory_mb=256, pids=64, disk_mb=16, timeout_seconds=20, cpu_seconds=5)
+
+
+def percentiles(values: list[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+    return f"p50 {statistics.median(ms):8.1f} ms   p99 {p99:8.1f} ms   (n={len(ms)})"
+
+
+class Stop(Exception):
+    pass
+
+
+async def sandbox_dead(n: int) -> list[float]:
+    environments = await BwrapSandboxEnvironment.sample_init("bench", SPEC, {})
+    env = environments["default"]
+    detected: list[float] = []
+
+    def stop(event: events.SandboxEvent) -> None:
+        if event.kind == "network_attempt":
+            detected.append(event.at)
+            raise Stop()
+
+    unsubscribe = events.subscribe(stop)
+    delays = []
+    try:
+        for _ in range(n):
+            try:
+                await env.exec(["bash", "-c", f"{ONE_LINER}; sleep 30"])
+            except Stop:
+                dead = time.time()
+                assert not env.as_type(BwrapSandboxEnvironment)._sandbox.cgroup.pids()
+                delays.append(dead - detected[-1])
+    finally:
+        unsubscribe()
+        await BwrapSandboxEnvironment.sample_cleanup("bench", SPEC, environments, False)
+    return delays
+
+
+class _NoControl:
+    def halt(self, reason: str) -> None: ...
+
+    def end_run(self, reason: str) -> None: ...
+
+
+async def call_cost(calls: int, monitor: SafetyMonitor | None) -> list[float]:
+    environments = await BwrapSandboxEnvironment.sample_init("bench", SPEC, {})
+    env = environments["default"]
+    timings = []
+    try:
+        for _ in range(calls):
+            started = time.perf_counter()
+            if monitor is not None:
+                call = ToolCall(id="1", function="bash", arguments={"command": "true"})
+                await monitor._approve(None, call, None, [])
+            result = await env.exec(["true"])
+            if monitor is not None:
+                output = ChatMessageTool(content=result.stdout, tool_call_id="1")
+                await monitor._review(None, call, output, None, None, [])
+            timings.append(time.perf_counter() - started)
+    finally:
+        await BwrapSandboxEnvironment.sample_cleanup("bench", SPEC, environments, False)
+    return timings
+
+
+def monitored_cost(calls: int, home: Path) -> list[float]:
+    with DagsterInstance.ephemeral() as instance:
+        monitor = SafetyMonitor(
+            baseline_policy(),
+            MonitorScope("bench", "bench|bench", "bench", "bench", "bench"),
+            instance,
+            LocalArtifactStore(root=str(home / "artifacts")),
+            _NoControl(),
+        )
+        with monitor.active():
+            return asyncio.run(call_cost(calls, monitor))
+
+
+def hidden_network(conversation: Conversation) -> Turn:
+    if conversation.has_tool("bash") and conversation.turns_taken == 0:
+        return Turn(tool="bash", arguments={"command": f"{ONE_LINER}; sleep 30"})
+    return _final(conversation, "done")
+
+
+SUITE = """
+name: bench-safety
+version: "1"
+limits: {messages: 10}
+tasks:
+  - name: hidden
+    task: eval_pipelines/agentic_smoke
+    sandbox: {memory_mb: 256, pids: 64, disk_mb: 16, timeout_seconds: 40, cpu_seconds: 5}
+safety:
+  rules:
+    - {id: network-attempt, action: stop_sample}
+"""
+
+
+def sample_ended(n: int, home: Path) -> list[float]:
+    """One evaluation, `n` samples (epochs), each stopped by its network attempt."""
+    POLICIES["bench-hidden-network"] = hidden_network
+    (home / "suites").mkdir()
+    (home / "suites" / "bench-safety.yaml").write_text(SUITE)
+    (home / "models").mkdir()
+    (home / "models" / "bench-hidden.yaml").write_text(
+        "id: bench-hidden\nmodel: scripted/bench-hidden-network\n"
+    )
+    os.environ.update(
+        DAGSTER_HOME=str(home),
+        EVAL_SUITE_PATH=str(home / "suites"),
+        EVAL_MODEL_PATH=str(home / "models"),
+    )
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("models", ["bench-hidden"])
+        config = {
+            "ops": {
+                "evaluation": {
+                    "ops": {
+                        "prepare_evaluation": {
+                            "config": {"sample_limit": 1, "epochs": n, "max_samples": 4}
+                        }
+                    }
+                }
+            }
+        }
+        build_definitions().resolve_job_def("evaluate").execute_in_process(
+            instance=instance,
+            partition_key=partition_key("bench-hidden", "bench-safety"),
+            run_config=config,
+            raise_on_error=False,
+        )
+        artifacts = LocalArtifactStore(root=str(home / "artifacts"))
+        latest = {}
+        records = instance.fetch_observations(
+            AssetRecordsFilter(asset_key=INCIDENTS_ASSET), limit=10_000
+        ).records
+        for record in records:
+            incident = load_incident(artifacts, record.asset_observation.metadata["record"].value)
+            if incident.killed_at is not None:
+                latest[incident.id] = incident
+    return [i.killed_at - i.detected_at for i in latest.values()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--violations", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=30)
+    args = parser.parse_args()
+    require_host()
+    with tempfile.TemporaryDirectory(prefix="bench-safety-") as folder:
+        home = Path(folder)
+        dead = asyncio.run(sandbox_dead(args.violations))
+        plain = asyncio.run(call_cost(args.calls, None))
+        watched = monitored_cost(args.calls, home)
+        ended = sample_ended(args.violations, home)
+    print(f"detection -> sandbox processes dead  {percentiles(dead)}   target p99 <= 100 ms")
+    print(f"detection -> sample ended            {percentiles(ended)}")
+    print("detection -> run ended               n/a (needs the daemon; not measured here)")
+    print("detection -> alert received          n/a (the alert job is not on this branch)")
+    p50_plain, p50_watched = statistics.median(plain), statistics.median(watched)
+    print(
+        f"tool call `true`, p50: unmonitored {p50_plain * 1000:.1f} ms, monitored "
+        f"{p50_watched * 1000:.1f} ms, added {(p50_watched - p50_plain) * 1000:+.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
