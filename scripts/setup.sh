@@ -66,6 +66,9 @@ main() {
   local missing=() python want
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   have_libseccomp || missing+=(libseccomp2)
+  # The sandbox's network trap: a network namespace per call, set up with ip and nsenter.
+  command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+  command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
   # PostgreSQL server binaries: the tests start a private cluster for the scale instance.
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if [ "${#missing[@]}" -gt 0 ]; then
