@@ -103,9 +103,13 @@ def fake_run(instance: DagsterInstance, status: DagsterRunStatus, tags: dict | N
 
 
 def tick(defs, instance: DagsterInstance, cursor: str | None):
+    """One tick's result as the sensor returns it (the daemon resolves its partitions)."""
     sensor = defs.resolve_sensor_def("safety_incident_sensor")
-    context = build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
-    return sensor.evaluate_tick(context)
+    return sensor(build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
+
+
+def keys_of(result, *jobs: str) -> list[str]:
+    return sorted(r.run_key for r in result.run_requests if r.job_name in jobs)
 
 
 # --- The sensor, tick by tick --------------------------------------------------------
@@ -117,8 +121,12 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     record_incident(instance, artifacts(dagster_home), first)
 
     result = tick(defs, instance, None)
-    keys = sorted(r.run_key for r in result.run_requests)
+    keys = keys_of(result, "safety_alert", "quarantine")
     assert keys == [f"{first.id}:quarantine", f"{first.id}:safety_alert"]
+    # ... and one refresh of the partition's incidents table per announcement.
+    [refresh] = [r for r in result.run_requests if r.job_name == "record_incidents"]
+    assert refresh.run_key.startswith(f"{first.id}:record_incidents:")
+    assert str(refresh.partition_key) == first.partition
     run = instance.get_run_by_id(running)
     assert run.tags[SAFETY_STOPPED_TAG] == "true"
     assert run.tags["eval/stop-reason"] == f"safety: net-egress: {first.summary}"
@@ -130,12 +138,12 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     # A tick repeated after a daemon restart that lost the cursor asks for the same keys,
     # which the daemon skips (tested with the real daemon below).
     repeated = tick(defs, instance, None)
-    assert sorted(r.run_key for r in repeated.run_requests) == keys
+    assert keys_of(repeated, "safety_alert", "quarantine") == keys
 
     second = incident_for(running, action="record", severity="warning")
     record_incident(instance, artifacts(dagster_home), second)
     later = tick(defs, instance, again.cursor)
-    assert [r.run_key for r in later.run_requests] == [f"{second.id}:safety_alert"]
+    assert keys_of(later, "safety_alert", "quarantine") == [f"{second.id}:safety_alert"]
     assert SafetyCursor.parse(later.cursor).incidents > SafetyCursor.parse(again.cursor).incidents
 
 
