@@ -318,8 +318,7 @@ def test_an_operator_stop_becomes_an_incident_that_alerts(defs, instance, dagste
         stop_sensor(run)
     stop_sensor(by_cli)  # a repeated tick records the same incident id
 
-    requests = tick(defs, instance, None).run_requests
-    assert sorted(r.run_key for r in requests) == sorted(
+    assert keys_of(tick(defs, instance, None), "safety_alert") == sorted(
         f"operator-stop-{run.run_id}:safety_alert" for run in (by_cli, from_ui)
     )
     summaries = [
