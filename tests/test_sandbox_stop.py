@@ -37,3 +37,44 @@ def test_stop_tolerates_a_group_that_exits_after_the_wait_times_out(
         assert asyncio.run(stop_after_race()) == -signal.SIGKILL
     finally:
         sandbox.destroy()
+
+
+def test_a_sandbox_made_while_its_sample_is_cancelled_is_destroyed():
+    """Cancelled while a worker thread creates the sandbox: the sandbox must not leak."""
+    import asyncio
+    import threading
+    import time
+
+    from eval_pipelines.sandbox._environment import _made_in_thread
+
+    destroyed: list[object] = []
+    made = threading.Event()
+
+    def make():
+        time.sleep(0.5)
+        made.set()
+        return "sandbox"
+
+    async def main():
+        waiter = asyncio.ensure_future(_made_in_thread(make, destroyed.append))
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            pass
+        await asyncio.to_thread(made.wait, 10)
+        await asyncio.sleep(0.1)  # the thread finishes and finds nobody waiting
+
+    asyncio.run(main())
+    assert destroyed == ["sandbox"]
+
+
+def test_a_sandbox_made_without_cancel_is_handed_over():
+    import asyncio
+
+    from eval_pipelines.sandbox._environment import _made_in_thread
+
+    destroyed: list[object] = []
+    assert asyncio.run(_made_in_thread(lambda: "sandbox", destroyed.append)) == "sandbox"
+    assert destroyed == []
