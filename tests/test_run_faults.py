@@ -38,7 +38,7 @@ from tests.services import BIN, PROJECT_ROOT, fill_disk, tail
 
 TASK_KEY = "agentic_tools"
 PARTITION = f"{MODEL}|{SUITE}"
-EPOCHS = 40  # 3 samples x 40 epochs: long enough to stop mid-way, short enough to finish
+EPOCHS = 24  # 3 samples x 24 epochs: long enough to stop mid-way, short enough to finish
 SAMPLES = 3 * EPOCHS
 # A stop or a death must end all model and tool calls within this (the bench measures it).
 QUIET_AFTER_S = 5.0
@@ -92,9 +92,9 @@ def kill_group(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def wait_until_evaluating(instance: DagsterInstance, ledger: Path, calls: int = 60):
-    """The newest run is evaluating: `calls` model calls made (about a third of the run, so
-    Inspect has flushed finished samples to its log: it writes every 10)."""
+def wait_until_evaluating(instance: DagsterInstance, ledger: Path, calls: int = 40):
+    """The newest run is evaluating: `calls` model calls made (some 15 samples, so Inspect
+    has flushed finished samples to its log: it writes every 10)."""
     wait_for(lambda: len(model_calls(ledger)) >= calls, 240, f"{calls} model calls")
     run = latest_run(instance)
     assert run is not None and run.status == DagsterRunStatus.STARTED, run
