@@ -107,7 +107,8 @@ def test_red_team_launched_from_the_ui_is_stopped_alerted_and_quarantined(
 
         # The run's logs copied under quarantine/, the model refused until lifted.
         held = home / "artifacts" / "quarantine" / f"model={MODEL}" / f"suite={SUITE}" / run_id
-        assert any(p.is_file() for p in (held / "eval-logs").rglob("*")), "no quarantined log"
+        assert list((held / "eval-logs").rglob("*.eval")), "no quarantined log"
+        assert list((held / "eval-logs").rglob("audit/*.jsonl")), "no quarantined audit trail"
         capsys.readouterr()
         assert evalctl(["run", "--local", "--model", MODEL, "--suite", SUITE]) == 2
         refusal = capsys.readouterr().err

@@ -14,7 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    build_sensor_context,
+    partition_loading_context,
+)
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
@@ -103,9 +110,12 @@ def fake_run(instance: DagsterInstance, status: DagsterRunStatus, tags: dict | N
 
 
 def tick(defs, instance: DagsterInstance, cursor: str | None):
+    """One tick; partitions load from the instance, as in the daemon (a request for a
+    dynamic partition is checked against it)."""
     sensor = defs.resolve_sensor_def("safety_incident_sensor")
     context = build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
-    return sensor.evaluate_tick(context)
+    with partition_loading_context(dynamic_partitions_store=instance):
+        return sensor.evaluate_tick(context)
 
 
 # --- The sensor, tick by tick --------------------------------------------------------
