@@ -42,7 +42,7 @@ from tests.run_support import (  # noqa: E402
     write_ledger_model,
 )
 from tests.sandbox_support import sandbox_processes  # noqa: E402
-from tests.services import BIN, PROJECT_ROOT, Service, free_port  # noqa: E402
+from tests.services import PROJECT_ROOT, dagster_services, free_port  # noqa: E402
 
 EPOCHS = 200  # far more work than a trial lets run
 WARM_CALLS = 20
@@ -123,29 +123,7 @@ def main() -> int:
 
         DagsterInstance.get().dispose()  # create the schema before the services race to
         port = free_port()
-        workspace = str(PROJECT_ROOT / "workspace.yaml")
-        services = [
-            Service(
-                "webserver",
-                [
-                    str(BIN / "dagster-webserver"),
-                    "-w",
-                    workspace,
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
-                tmp,
-                dict(os.environ),
-            ),
-            Service(
-                "daemon",
-                [str(BIN / "dagster-daemon"), "run", "-w", workspace],
-                tmp,
-                dict(os.environ),
-            ),
-        ]
+        services = dagster_services(tmp, port, dict(os.environ))
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
         try:
             services[0].wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=120)

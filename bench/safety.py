@@ -1,17 +1,22 @@
 """Safety bench (issue 7 item 9): how fast a violation is acted on, and what watching costs.
 
-    python bench/safety.py [--violations 30] [--calls 30]
+    python bench/safety.py [--violations 30] [--calls 30] [--runs 30]
 
 Prints, over >= 30 violations (hidden network attempts, seen at the kernel boundary):
 - detection -> sandbox processes dead: a bus subscriber stops the call (as the monitor
   does); dead = the exec has returned with its processes killed and reaped;
 - detection -> sample ended: a real evaluation (in-process `evaluate` job) whose suite makes
   `network-attempt` stop_sample, one violation per sample; ended = the incident's killed_at;
-- detection -> run ended and -> alert received: n/a here (see the report: they need the
-  daemon and the response engineer's alert job);
+- detection -> run ended and -> alert received: `--runs` red-team|red-team runs launched
+  as from the UI (GraphQL, in_process executor) against a real webserver and daemon, one
+  after the other, each stopped by its first critical hit; ended = the run record's end
+  time (CANCELED or FAILURE); received = when a local HTTP receiver had the incident's
+  alert on every channel (webhook, Slack, PagerDuty). Each run quarantines red-team: the
+  bench lifts it once the quarantine run has marked it. `--runs 0` skips this part;
 - the monitor's added cost per tool call (p50): the same `true` exec with and without a
   SafetyMonitor judging its events, plus the approver and reviewer per call.
-Needs root and bubblewrap (like the sandbox). Takes about a minute on an idle 2-core host.
+Needs root and bubblewrap (like the sandbox). About a minute on an idle 2-core host, plus
+about a minute per daemon run (75 s measured on a busy 2-core host).
 """
 
 from __future__ import annotations
@@ -192,10 +197,78 @@ def sample_ended(n: int, home: Path) -> list[float]:
     return [i.killed_at - i.detected_at for i in latest.values()]
 
 
+def daemon_stops(runs: int, home: Path) -> tuple[list[float], list[float]]:
+    """Detection -> run ended, detection -> alert received on every channel, per run."""
+    from resources.alerting import ALERT_ENV, PAGERDUTY_ROUTING_KEY_ENV
+    from tests.services import PROJECT_ROOT, dagster_services, free_port
+    from tests.test_safety_response import Receiver
+
+    receiver = Receiver()
+    daemon_home = home / "daemon"
+    daemon_home.mkdir()
+    (daemon_home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    for variable in ("EVAL_SUITE_PATH", "EVAL_MODEL_PATH"):
+        os.environ.pop(variable, None)
+    os.environ.update({var: f"{receiver.url}/{channel}" for channel, var in ALERT_ENV.items()})
+    os.environ.update({"DAGSTER_HOME": str(daemon_home), PAGERDUTY_ROUTING_KEY_ENV: "bench"})
+    DagsterInstance.get().dispose()  # the schema, before the services race to create it
+    port = free_port()
+    services = dagster_services(home, port, dict(os.environ))
+    artifacts = LocalArtifactStore(root=str(daemon_home / "artifacts"))
+    ended, alerted = [], []
+    try:
+        services[0].wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
+        with DagsterInstance.get() as instance:
+            for number in range(runs):
+                run_end, alert = _daemon_stop(port, instance, artifacts, receiver)
+                ended.append(run_end)
+                alerted.append(alert)
+                print(
+                    f"daemon run {number + 1}/{runs}: run ended {run_end:.2f} s, "
+                    f"alert received {alert:.2f} s after detection",
+                    flush=True,
+                )
+    finally:
+        for service in services:
+            service.stop()
+        receiver.server.shutdown()
+    return ended, alerted
+
+
+def _daemon_stop(port: int, instance, artifacts, receiver) -> tuple[float, float]:
+    """One red-team run, stopped; lifts the quarantine it causes once it is in place."""
+    from eval_pipelines.safety.quarantine import lift, model_state
+    from tests.run_support import launch_from_the_ui_api, wait_for, wait_for_status
+    from tests.test_safety_monitor import incidents
+    from tests.test_safety_response import CHANNELS
+
+    run_id = launch_from_the_ui_api(port, instance, "in_process", 1, "red-team", "red-team")
+    wait_for_status(instance, run_id, 300)
+    [incident] = [i for i in incidents(instance, artifacts) if i.run_id == run_id]
+    arrivals = wait_for(
+        lambda: all(at := [receiver.received_at(c, incident.id) for c in CHANNELS]) and at,
+        300,
+        "the alert on every channel",
+    )
+    wait_for(
+        lambda: (
+            (state := model_state(instance, "red-team")) is not None
+            and state.quarantined
+            and state.incident_id == incident.id
+        ),
+        300,
+        "the quarantine",
+    )
+    lift(instance, "red-team", "bench/safety.py: next run", by="bench")
+    end_time = instance.get_run_record_by_id(run_id).end_time
+    return end_time - incident.detected_at, max(arrivals) - incident.detected_at
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--violations", type=int, default=30)
     parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=30, help="daemon runs (0: skip them)")
     args = parser.parse_args()
     require_host()
     with tempfile.TemporaryDirectory(prefix="bench-safety-") as folder:
@@ -204,10 +277,13 @@ def main() -> None:
         plain = asyncio.run(call_cost(args.calls, None))
         watched = monitored_cost(args.calls, home)
         ended = sample_ended(args.violations, home)
+        run_ended, alerted = daemon_stops(args.runs, home) if args.runs else ([], [])
     print(f"detection -> sandbox processes dead  {percentiles(dead)}   target p99 <= 100 ms")
     print(f"detection -> sample ended            {percentiles(ended)}")
-    print("detection -> run ended               n/a (needs the daemon; not measured here)")
-    print("detection -> alert received          n/a (the alert job is not on this branch)")
+    skipped = "n/a (--runs 0)"
+    print(f"detection -> run ended (daemon)      {percentiles(run_ended) if run_ended else skipped}"
+          "   target <= 7 s")  # fmt: skip
+    print(f"detection -> alert received          {percentiles(alerted) if alerted else skipped}")
     p50_plain, p50_watched = statistics.median(plain), statistics.median(watched)
     print(
         f"tool call `true`, p50: unmonitored {p50_plain * 1000:.1f} ms, monitored "

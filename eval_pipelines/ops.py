@@ -320,8 +320,12 @@ def run_eval_task(
                 watch,
             )
         except BaseException as exc:
-            monitor.close()
-            _keep_partial(context, evaluation, spec.name, task_key, artifacts)
+            try:
+                audit_uri = _close_monitor(context, evaluation, spec.name, monitor, artifacts)
+            except Exception as failed:  # the stop (or failure) is what must surface
+                context.log.error(f"Task {spec.name}: audit trail not stored ({failed})")
+                audit_uri = None
+            _keep_partial(context, evaluation, spec.name, task_key, artifacts, audit_uri)
             if watch.parent_died:
                 # Nobody is left to record this step: end the process rather than linger.
                 context.log.error(f"Task {spec.name}: {watch.reason}; exiting")
@@ -329,11 +333,13 @@ def run_eval_task(
             if isinstance(exc, EvaluationStopped):
                 context.log.warning(f"Task {spec.name}: stopped ({exc.reason})")
             raise
-        monitor.close()
+        audit_uri = _close_monitor(context, evaluation, spec.name, monitor, artifacts)
 
     data = Path(log.location).read_bytes()
     if log.status != "success":
-        uri = _store_partial(context, evaluation, spec.name, task_key, artifacts, data, log)
+        uri = _store_partial(
+            context, evaluation, spec.name, task_key, artifacts, data, log, audit_uri
+        )
         message = log.error.message if log.error else f"Inspect finished with status {log.status}"
         raise Failure(
             description=f"Task {spec.name} failed in Inspect: {message}",
@@ -345,7 +351,9 @@ def run_eval_task(
         context.instance,
         context.run_id,
         task_key,
-        resume.TaskCheckpoint(status="done", log_uri=log_uri, samples=len(log.samples or [])),
+        resume.TaskCheckpoint(
+            status="done", log_uri=log_uri, samples=len(log.samples or []), audit_uri=audit_uri
+        ),
     )
     resume.discard_inflight(context.run_id, task_key)
     if checkpoint is not None and checkpoint.samples < 0:  # salvaged from a killed run
@@ -363,6 +371,23 @@ def run_eval_task(
 
 def _task_log_prefix(evaluation: PreparedEvaluation, task_name: str, run_id: str) -> str:
     return f"{EVAL_LOGS}/model={evaluation.model.id}/suite={evaluation.suite.name}/task={task_name}/{run_id}"
+
+
+def _close_monitor(
+    context: OpExecutionContext,
+    evaluation: PreparedEvaluation,
+    task_name: str,
+    monitor: SafetyMonitor,
+    artifacts: ArtifactStore,
+) -> str:
+    """End the task's monitoring and store its audit trail (every sandbox event and verdict)
+    beside the task's logs; returns its URI, which the task's checkpoint tag carries."""
+    monitor.close()
+    data = monitor.audit_jsonl()
+    prefix = f"{_task_log_prefix(evaluation, task_name, context.run_id)}/audit"
+    uri = artifacts.put(content_key(prefix, data, ".jsonl"), data)
+    context.log.info(f"Task {task_name}: audit trail ({len(monitor.audit)} entries) at {uri}")
+    return uri
 
 
 def _task_result(
@@ -428,6 +453,7 @@ def _keep_partial(
     task_name: str,
     task_key: str,
     artifacts: ArtifactStore,
+    audit_uri: str | None,
 ) -> None:
     """After a stop: keep what Inspect finished as a partial log (never a result)."""
     log_dir = resume.inflight_dir(context.run_id, task_key)
@@ -443,6 +469,7 @@ def _keep_partial(
                 artifacts,
                 data,
                 read_eval_log(str(logs[-1])),
+                audit_uri,
             )
     except Exception as exc:  # keep the in-flight folder: a later run can still salvage it
         context.log.warning(f"Task {task_name}: partial log not kept ({exc})")
@@ -458,6 +485,7 @@ def _store_partial(
     artifacts: ArtifactStore,
     data: bytes,
     log: EvalLog,
+    audit_uri: str | None,
 ) -> str:
     # Beside the task's logs, so the log viewer shows what happened before the stop.
     prefix = f"{_task_log_prefix(evaluation, task_name, context.run_id)}/partial"
@@ -467,7 +495,7 @@ def _store_partial(
         context.instance,
         context.run_id,
         task_key,
-        resume.TaskCheckpoint(status="partial", log_uri=uri, samples=samples),
+        resume.TaskCheckpoint(status="partial", log_uri=uri, samples=samples, audit_uri=audit_uri),
     )
     context.log.info(
         f"Task {task_name}: partial log ({log.status}, {samples} finished sample(s)) kept at "

@@ -40,6 +40,8 @@ class TaskCheckpoint(BaseModel):
     log_uri: str
     samples: int
     run_id: str = ""
+    # The task's safety audit trail (JSONL: every sandbox event and monitor verdict).
+    audit_uri: str | None = None
 
 
 def task_key(task_name: str) -> str:

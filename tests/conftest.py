@@ -11,10 +11,9 @@ from dagster import DagsterInstance
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.home import INSTANCE_CONFIG
 from eval_pipelines.partitions import model_partitions
-from tests.services import BIN, Service, free_port, moto_s3
+from tests.services import dagster_services, free_port, moto_s3
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
@@ -74,29 +73,8 @@ def services(dagster_home: Path, tmp_path: Path):
     DagsterInstance.get().dispose()
 
     port = free_port()
-    started: list[Service] = []
+    started = dagster_services(tmp_path, port, env)
     try:
-        started.append(
-            Service(
-                "webserver",
-                [
-                    str(BIN / "dagster-webserver"),
-                    "-w",
-                    str(WORKSPACE),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
-                tmp_path,
-                env,
-            )
-        )
-        started.append(
-            Service(
-                "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], tmp_path, env
-            )
-        )
         yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
     finally:
         for service in started:

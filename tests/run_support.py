@@ -14,11 +14,11 @@ MODEL, SUITE = "weak-ledger", "agentic-smoke"
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
-def write_ledger_model(models: Path, calls: Path) -> None:
-    """A `weak` scripted model that logs each call to `calls` (wall time per line)."""
+def write_ledger_model(models: Path, calls: Path, model: str = MODEL, policy: str = "weak") -> None:
+    """A scripted model (`policy`) that logs each call to `calls` (wall time per line)."""
     models.mkdir(parents=True, exist_ok=True)
-    (models / f"{MODEL}.yaml").write_text(
-        f"id: {MODEL}\nmodel: scripted/weak\nmodel_args: {{call_log: {calls}}}\n"
+    (models / f"{model}.yaml").write_text(
+        f"id: {model}\nmodel: scripted/{policy}\nmodel_args: {{call_log: {calls}}}\n"
     )
 
 
@@ -59,16 +59,23 @@ mutation Terminate($runId: String!, $policy: TerminateRunPolicy) {
 """
 
 
-def launch_from_the_ui_api(port: int, instance: DagsterInstance, executor: str, epochs: int) -> str:
+def launch_from_the_ui_api(
+    port: int,
+    instance: DagsterInstance,
+    executor: str,
+    epochs: int,
+    model: str = MODEL,
+    suite: str = SUITE,
+) -> str:
     """What the Launchpad does: a GraphQL launch carrying only the partition's tags."""
     from dagster_graphql import DagsterGraphQLClient
 
     from eval_pipelines.definitions import build_definitions
     from eval_pipelines.partitions import model_partitions, partition_key
 
-    instance.add_dynamic_partitions(model_partitions.name, [MODEL])
+    instance.add_dynamic_partitions(model_partitions.name, [model])
     job = build_definitions().resolve_job_def("evaluate")
-    tags = job.partitions_def.get_tags_for_partition_key(partition_key(MODEL, SUITE))
+    tags = job.partitions_def.get_tags_for_partition_key(partition_key(model, suite))
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     return client.submit_job_execution(
         "evaluate",

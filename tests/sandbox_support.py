@@ -1,7 +1,13 @@
 """Helpers for tests that need a host able to run bubblewrap sandboxes."""
 
+import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +28,26 @@ def require_sandbox_host() -> None:
             pytest.fail(message)
         pytest.skip(message)
     reap_stale_sandboxes()
+
+
+@contextlib.contextmanager
+def private_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """TMPDIR set to a folder of this test's own under /tmp (mode 0711: each sandbox's own
+    uid must reach its folder, which pytest's 0700 tmp_path forbids), so only its sandboxes
+    are watched; afterwards, waits for them to end and reaps what killed runs left."""
+    folder = Path(tempfile.mkdtemp(prefix="test-sandboxes-", dir="/tmp"))
+    folder.chmod(0o711)
+    monkeypatch.setenv("TMPDIR", str(folder))
+    try:
+        yield folder
+    finally:
+        deadline = time.monotonic() + 30
+        while sandbox_processes(str(folder)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = sandbox_processes(str(folder))
+        reap_stale_sandboxes(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        assert not left, f"sandbox processes still running 30 s after the test: {left}"
 
 
 def sandbox_processes(under: str | None = None) -> list[str]:

@@ -84,6 +84,28 @@ class Service:
         self._out.close()
 
 
+def dagster_services(log_dir: Path, port: int, env: dict[str, str]) -> list[Service]:
+    """A webserver on 127.0.0.1:`port` and a daemon over workspace.yaml (stop both after)."""
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    webserver = [
+        str(BIN / "dagster-webserver"),
+        "-w",
+        workspace,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    started = [Service("webserver", webserver, log_dir, env)]
+    try:
+        daemon = [str(BIN / "dagster-daemon"), "run", "-w", workspace]
+        started.append(Service("daemon", daemon, log_dir, env))
+    except BaseException:
+        started[0].stop()
+        raise
+    return started
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -4,7 +4,9 @@ Each attempt must be blocked AND visible: its tool output (or tool error) in the
 transcript shows what stopped it, and nothing it printed says ESCAPED.
 """
 
+import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from inspect_ai.log import read_eval_log
 
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import partition_key
+from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET
 from eval_pipelines.safety.policy import baseline_policy
 from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
@@ -52,8 +55,9 @@ EVIDENCE = {
 
 @pytest.fixture(scope="module")
 def battery(tmp_path_factory):
-    """One red-team evaluation (about 20 s) shared by the assertions below: its log and the
-    rule ids of the incidents the safety monitor recorded (under the baseline policy)."""
+    """One red-team evaluation (about 20 s) shared by the assertions below: its log, the
+    rule ids of the incidents the safety monitor recorded (under the baseline policy) and
+    the task's audit trail, read back from where the task's run tag points."""
     require_sandbox_host()
     home = tmp_path_factory.mktemp("battery") / "dagster_home"
     home.mkdir()
@@ -77,7 +81,11 @@ def battery(tmp_path_factory):
                 AssetRecordsFilter(asset_key=INCIDENTS_ASSET), limit=1000
             ).records
             rules = {r.asset_observation.metadata["rule_id"].value for r in observed}
-    return read_eval_log(LocalArtifactStore(root="unused").local_path(uri)), rules
+            tag = instance.get_run_by_id(result.run_id).tags[TASK_TAG_PREFIX + "escape_attempts"]
+    store = LocalArtifactStore(root=str(home / "artifacts"))
+    audit_uri = TaskCheckpoint.model_validate_json(tag).audit_uri
+    audit = [json.loads(line) for line in store.get(audit_uri).decode().splitlines()]
+    return read_eval_log(store.local_path(uri)), rules, (audit_uri, audit)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,7 @@ def test_every_baseline_rule_is_hit_by_the_red_team(battery):
     """Item 8: the red-team agent triggers each rule of the baseline, the sandbox-event ones
     (limit hits, network attempts, process spikes) through the sandbox's kernel-level watch,
     which publishes them on the event bus."""
-    _, rules = battery
+    _, rules, _ = battery
     every = {r.id for r in baseline_policy().rules}
     assert every <= rules, f"never triggered: {sorted(every - rules)}"
 
@@ -127,3 +135,24 @@ def test_host_secrets_never_reach_the_sandbox(battery_log):
 def test_nothing_is_left_running_after_the_evaluation(battery_log):
     assert sandbox_processes() == []
     assert leftover_sandbox_dirs() == []
+
+
+def test_the_audit_trail_keeps_every_event_and_verdict_with_its_time(battery):
+    """Issue 7 item 2: every event timestamped and kept as the evaluation's audit trail,
+    beside the task's logs: the hidden network attempts (which no text rule sees) with
+    destination and port, and the verdict on every tool call, hits or not."""
+    _, _, (audit_uri, audit) = battery
+    assert "/eval-logs/model=red-team/suite=red-team-battery/task=escape-attempts/" in audit_uri
+    assert "/audit/" in audit_uri and audit_uri.endswith(".jsonl")
+    times = [entry["at"] for entry in audit]
+    assert times == sorted(times) and all(time.time() - 3600 < t < time.time() for t in times)
+    attempts = [
+        e for e in audit if e["entry"] == "sandbox_event" and e["event"] == "network_attempt"
+    ]
+    assert attempts, "no network attempt in the audit trail"
+    assert all(e["details"]["destination"] and e["sample_id"] for e in attempts)
+    assert {e["details"]["port"] for e in attempts if e["details"]["protocol"] == "tcp"}
+    calls = [e for e in audit if e["entry"] == "tool_call"]
+    assert len(calls) >= len(RED_TEAM_ATTEMPTS), "a tool call was not judged"
+    assert any(not e["rules"] for e in calls) and any(e["rules"] for e in calls)
+    assert {e["entry"] for e in audit} >= {"tool_output", "model_output", "incident"}

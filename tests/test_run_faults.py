@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from tests.run_support import (
     wait_for_status,
     write_ledger_model,
 )
-from tests.sandbox_support import require_sandbox_host, sandbox_processes
+from tests.sandbox_support import private_tmpdir, require_sandbox_host, sandbox_processes
 from tests.services import BIN, PROJECT_ROOT, fill_disk, tail
 
 TASK_KEY = "agentic_tools"
@@ -52,17 +50,8 @@ def ledger(dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     calls = tmp_path / "model-calls.log"
     write_ledger_model(tmp_path / "models", calls)
     monkeypatch.setenv("EVAL_MODEL_PATH", str(tmp_path / "models"))
-    # Outside pytest's 0700 folder: each sandbox's own uid must reach its folder.
-    sandboxes = Path(tempfile.mkdtemp(prefix="faults-sandboxes-", dir="/tmp"))
-    sandboxes.chmod(0o711)
-    monkeypatch.setenv("TMPDIR", str(sandboxes))
-    yield calls
-    # Killed runs leave their sandboxes' mounts and cgroups for the next task to reap.
-    from eval_pipelines.sandbox._environment import reap_stale_sandboxes
-
-    wait_for(lambda: not our_sandboxes(), 30, "sandbox processes to end")
-    reap_stale_sandboxes(sandboxes)
-    shutil.rmtree(sandboxes, ignore_errors=True)
+    with private_tmpdir(monkeypatch):
+        yield calls
 
 
 def our_sandboxes() -> list[str]:

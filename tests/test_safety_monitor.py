@@ -1,6 +1,8 @@
 """The monitor acting for real: the red-team agent in a real sandbox under the red-team
 suite's policy (critical -> stop_evaluation), and a suite that blocks calls."""
 
+import json
+
 import pytest
 from dagster import AssetRecordsFilter, DagsterInstance
 from inspect_ai.log import read_eval_log
@@ -8,6 +10,7 @@ from inspect_ai.log import read_eval_log
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import partition_key
+from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident
 from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
 from eval_pipelines.stopping import STOP_REASON_TAG
@@ -53,6 +56,16 @@ def test_red_team_is_stopped_on_its_first_critical_hit(instance, dagster_home):
     assert incident.task == "escape-attempts" and incident.sample_id == "checksum"
     assert "getent hosts" in incident.evidence["arguments"]
     assert incident.killed_at is not None and incident.killed_at >= incident.detected_at
+
+    # The stopped task's audit trail, beside its partial log: the verdict and the incident.
+    tag = TaskCheckpoint.model_validate_json(run_record.tags[TASK_TAG_PREFIX + "escape_attempts"])
+    assert tag.status == "partial" and tag.audit_uri.startswith(tag.log_uri.rsplit("/partial/")[0])
+    store = LocalArtifactStore(root=str(dagster_home / "artifacts"))
+    audit = [json.loads(line) for line in store.get(tag.audit_uri).decode().splitlines()]
+    [verdict] = [e for e in audit if e["entry"] == "tool_call" and e["rules"]]
+    assert verdict["rules"] == ["network-tool"] and "getent hosts" in verdict["arguments"]
+    assert verdict["at"] <= incident.detected_at and verdict["sample_id"] == "checksum"
+    assert [e["incident_id"] for e in audit if e["entry"] == "incident"] == [incident.id]
 
 
 BLOCKING_SUITE = """

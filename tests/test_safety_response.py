@@ -9,12 +9,19 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    build_sensor_context,
+)
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
@@ -37,7 +44,7 @@ class Receiver:
     """A real HTTP endpoint per channel; `failing` channels answer 503."""
 
     def __init__(self):
-        self.posts: list[tuple[str, dict]] = []
+        self.posts: list[tuple[str, dict, float]] = []  # channel, body, when received
         self.failing: set[str] = set()
         receiver = self
 
@@ -48,7 +55,7 @@ class Receiver:
                 if channel in receiver.failing:
                     self.send_response(503)
                 else:
-                    receiver.posts.append((channel, body))
+                    receiver.posts.append((channel, body, time.time()))
                     self.send_response(202)
                 self.end_headers()
 
@@ -59,7 +66,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def got(self, channel: str, alert_id: str) -> list[dict]:
+    def _received(self, channel: str, alert_id: str) -> list[tuple[dict, float]]:
         def ident(body: dict) -> str:
             if channel == "pagerduty":
                 return body["dedup_key"]
@@ -67,7 +74,14 @@ class Receiver:
                 return json.dumps(body["blocks"])
             return body["id"]
 
-        return [b for c, b in self.posts if c == channel and alert_id in ident(b)]
+        return [(b, at) for c, b, at in self.posts if c == channel and alert_id in ident(b)]
+
+    def got(self, channel: str, alert_id: str) -> list[dict]:
+        return [body for body, _ in self._received(channel, alert_id)]
+
+    def received_at(self, channel: str, alert_id: str) -> float | None:
+        """When the channel first received the alert (bench/safety.py times alerts by it)."""
+        return min((at for _, at in self._received(channel, alert_id)), default=None)
 
 
 @pytest.fixture
@@ -213,8 +227,6 @@ def test_alerts_undelivered_then_delivered_once_per_channel_across_a_daemon_rest
         record_incident(instance, artifacts(home), second)
         wait_for(lambda: all(receiver.got(c, second.id) for c in CHANNELS), 240, "the second alert")
         # Several more ticks of the restarted daemon: nothing is sent twice.
-        import time
-
         time.sleep(15)
         for alert in (incident, second):
             for channel in CHANNELS:

@@ -16,6 +16,10 @@ Actions: `record`; `block_call` (the model gets the rule's reason as the tool's 
 then the run is tagged safety-stopped and cancelled everywhere). Every hit is recorded
 as an incident; a stop's incident is recorded again, same id, with `killed_at` once the
 sample (or this process's evaluation) has ended.
+
+Audit trail: every sandbox event and every verdict (a judged tool call, tool output or
+model output, with the rules it hit, none included) and every incident, timestamped, in
+`audit`; the op stores it as JSONL beside the task's logs (`audit_jsonl`).
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ class SafetyMonitor:
         self._checked: dict[str, int] = {}  # sample uuid -> model outputs already judged
         self._awaiting_kill: dict[str, list[Incident]] = {}  # sample uuid -> stop incidents
         self.incidents: list[Incident] = []
+        self.audit: list[dict[str, Any]] = []
         self.stop_reason: str | None = None
 
     # -- wiring -----------------------------------------------------------------------
@@ -151,27 +156,44 @@ class SafetyMonitor:
             self._awaiting_kill.clear()
         self._mark_killed(pending)
 
+    def audit_jsonl(self) -> bytes:
+        """The audit trail, one JSON object per line, in the order things happened."""
+        with self._lock:
+            entries = sorted(self.audit, key=lambda entry: entry["at"])
+        return b"".join(json.dumps(e, default=str).encode() + b"\n" for e in entries)
+
+    def _audit(self, entry: str, at: float | None = None, **fields: Any) -> None:
+        """Keep one timestamped audit entry, with the sample it belongs to."""
+        active = sample_active()
+        sample = {"sample_id": str(active.sample.id), "epoch": active.epoch} if active else {}
+        with self._lock:
+            self.audit.append({"at": at or time.time(), "entry": entry, **sample, **fields})
+
     # -- the watch points -------------------------------------------------------------
 
     async def _approve(self, message, call, view, history) -> Approval:
         text = _call_text(call.arguments)
-        for rule in self.policy.watching("tool_call"):
-            if rule.matches_text(call.function, text):
-                evidence = {"tool": call.function, "arguments": _excerpt(text)}
-                self._act(rule, f"tool call {call.function} matched", evidence)
-                if rule.action == "block_call":
-                    return Approval(
-                        decision="reject",
-                        explanation=f"Blocked by safety rule {rule.id}: {rule.description}",
-                    )
+        evidence = {"tool": call.function, "arguments": _excerpt(text)}
+        hits = [r for r in self.policy.watching("tool_call") if r.matches_text(call.function, text)]
+        self._audit("tool_call", rules=[r.id for r in hits], **evidence)
+        for rule in hits:
+            self._act(rule, f"tool call {call.function} matched", evidence)
+            if rule.action == "block_call":
+                return Approval(
+                    decision="reject",
+                    explanation=f"Blocked by safety rule {rule.id}: {rule.description}",
+                )
         return Approval(decision="escalate")
 
     async def _review(self, message, call, result, output, view, history) -> Review:
         text = result.text
-        for rule in self.policy.watching("tool_output"):
-            if rule.matches_text(call.function, text):
-                evidence = {"tool": call.function, "output": _excerpt(text)}
-                self._act(rule, f"output of {call.function} matched", evidence)
+        evidence = {"tool": call.function, "output": _excerpt(text)}
+        hits = [
+            r for r in self.policy.watching("tool_output") if r.matches_text(call.function, text)
+        ]
+        self._audit("tool_output", rules=[r.id for r in hits], **evidence)
+        for rule in hits:
+            self._act(rule, f"output of {call.function} matched", evidence)
         return Review(decision="continue")
 
     def judge_model_output(self, sample_uuid: str, outputs: list[str]) -> None:
@@ -181,13 +203,21 @@ class SafetyMonitor:
             start = self._checked.get(sample_uuid, 0)
             self._checked[sample_uuid] = max(start, len(outputs))
         for text in outputs[start:]:
-            for rule in self.policy.watching("model_output"):
-                if rule.matches_text(None, text):
-                    self._act(rule, "model output matched", {"output": _excerpt(text)})
+            hits = [r for r in self.policy.watching("model_output") if r.matches_text(None, text)]
+            self._audit("model_output", rules=[r.id for r in hits], output=_excerpt(text))
+            for rule in hits:
+                self._act(rule, "model output matched", {"output": _excerpt(text)})
 
     def _on_sandbox_event(self, event: events.SandboxEvent) -> None:
         if _current.get() is not self:
             return  # another evaluation's sandbox
+        self._audit(
+            "sandbox_event",
+            at=event.at,
+            event=event.kind,
+            sandbox=event.sandbox,
+            details=event.details,
+        )
         active = sample_active()
         for rule in self.policy.watching("sandbox_event"):
             if not rule.matches_event(event):
@@ -231,6 +261,9 @@ class SafetyMonitor:
             summary=f"{rule.id} ({rule.severity}, {rule.action}): {what}",
             evidence=evidence,
             detected_at=detected_at,
+        )
+        self._audit(
+            "incident", at=detected_at, incident_id=incident.id, rule=rule.id, action=rule.action
         )
         with self._lock:
             self.incidents.append(incident)

@@ -140,15 +140,17 @@ def lift(
 
 
 def run_artifacts(instance: DagsterInstance, run_id: str) -> list[str]:
-    """URIs of what the run stored: finished and partial `.eval` logs, result snapshots."""
+    """URIs of what the run stored: finished and partial `.eval` logs, their audit trails,
+    result snapshots."""
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise LookupError(f"no run {run_id} in the instance")
-    uris = {
-        TaskCheckpoint.model_validate_json(value).log_uri
+    checkpoints = [
+        TaskCheckpoint.model_validate_json(value)
         for key, value in run.tags.items()
         if key.startswith(TASK_TAG_PREFIX)
-    }
+    ]
+    uris = {uri for c in checkpoints for uri in (c.log_uri, c.audit_uri) if uri}
     for record in instance.get_records_for_run(
         run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
     ).records:
