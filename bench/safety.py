@@ -57,6 +57,9 @@ ONE_LINER = dict(RED_TEAM_ATTEMPTS)["hidden-one-liner"]
 SPEC = SandboxSpec(memory_mb=256, pids=64, disk_mb=16, timeout_seconds=20, cpu_seconds=5)
 
 
+ROUNDS = 5
+
+
 def percentiles(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
@@ -274,8 +277,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-safety-") as folder:
         home = Path(folder)
         dead = asyncio.run(sandbox_dead(args.violations))
-        plain = asyncio.run(call_cost(args.calls, None))
-        watched = monitored_cost(args.calls, home)
+        # Alternating rounds, so drift on a shared machine hits both sides alike.
+        plain, watched = [], []
+        for _ in range(ROUNDS):
+            plain += asyncio.run(call_cost(max(1, args.calls // ROUNDS), None))
+            watched += monitored_cost(max(1, args.calls // ROUNDS), home)
         ended = sample_ended(args.violations, home)
         run_ended, alerted = daemon_stops(args.runs, home) if args.runs else ([], [])
     print(f"detection -> sandbox processes dead  {percentiles(dead)}   target p99 <= 100 ms")
