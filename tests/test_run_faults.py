@@ -75,6 +75,14 @@ def latest_run(instance: DagsterInstance):
     return runs[0] if runs else None
 
 
+def run_locally(tmp_path: Path, *extra: str, name: str = "first") -> subprocess.Popen:
+    """`evalctl run --local` of the ledger model on the agentic suite: evalctl is the worker."""
+    return evalctl(
+        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS), *extra,
+        tmp_path=tmp_path, name=name,
+    )  # fmt: skip
+
+
 def kill_group(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -121,10 +129,7 @@ def assert_nothing_published(instance: DagsterInstance, run_id: str) -> None:
 def resume_and_check(tmp_path: Path, ledger: Path, instance: DagsterInstance, stopped_run: str):
     """A plain re-run finishes every sample once, making fewer model calls than a full run."""
     before = len(model_calls(ledger))
-    rerun = evalctl(
-        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS), "--json",
-        tmp_path=tmp_path, name="resume",
-    )  # fmt: skip
+    rerun = run_locally(tmp_path, "--json", name="resume")
     assert rerun.wait(timeout=400) == 0, tail(tmp_path / "resume.log", 60)
     output = (tmp_path / "resume.log").read_text()
     result = json.loads(output[output.index("{\n") :])
@@ -154,10 +159,7 @@ def resume_and_check(tmp_path: Path, ledger: Path, instance: DagsterInstance, st
 def test_kill_9_of_evalctl_leaves_nothing_working_and_resumes(
     executor: str, ledger: Path, dagster_home: Path, tmp_path: Path
 ):
-    first = evalctl(
-        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
-        "--executor", executor, tmp_path=tmp_path, name="first",
-    )  # fmt: skip
+    first = run_locally(tmp_path, "--executor", executor)
     with DagsterInstance.get() as instance:
         run = wait_until_evaluating(instance, ledger)
         os.kill(first.pid, signal.SIGKILL)
@@ -180,10 +182,7 @@ def test_kill_9_of_evalctl_leaves_nothing_working_and_resumes(
 def test_evalctl_stop_during_tool_calls(
     executor: str, ledger: Path, dagster_home: Path, tmp_path: Path
 ):
-    first = evalctl(
-        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
-        "--executor", executor, tmp_path=tmp_path, name="first",
-    )  # fmt: skip
+    first = run_locally(tmp_path, "--executor", executor)
     with DagsterInstance.get() as instance:
         # Early: the stop must land while the run still has most of its work ahead.
         run = wait_until_evaluating(instance, ledger, calls=10)
@@ -211,10 +210,7 @@ def test_evalctl_stop_during_tool_calls(
 @pytest.mark.slow
 def test_the_worker_tag_names_the_evalctl_process(ledger: Path, dagster_home: Path, tmp_path):
     """What the health check relies on: the run worker records itself."""
-    proc = evalctl(
-        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
-        tmp_path=tmp_path, name="worker",
-    )  # fmt: skip
+    proc = run_locally(tmp_path, name="worker")
     try:
         with DagsterInstance.get() as instance:
             run = wait_until_evaluating(instance, ledger, calls=2)
@@ -324,10 +320,7 @@ def test_postgres_down_longer_than_the_retry_budget(
     with postgres_server() as server:
         for name, value in server.env().items():
             monkeypatch.setenv(name, value)
-        first = evalctl(
-            "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
-            tmp_path=tmp_path, name="first",
-        )  # fmt: skip
+        first = run_locally(tmp_path)
         with DagsterInstance.get() as instance:
             run = wait_until_evaluating(instance, ledger)
         server.stop()
@@ -365,10 +358,7 @@ def small_disk(dagster_home: Path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_disk_full_during_a_task(ledger: Path, small_disk: Path, tmp_path: Path):
-    first = evalctl(
-        "run", "--local", "--model", MODEL, "--suite", SUITE, "--epochs", str(EPOCHS),
-        tmp_path=tmp_path, name="first",
-    )  # fmt: skip
+    first = run_locally(tmp_path)
     with DagsterInstance.get() as instance:
         run = wait_until_evaluating(instance, ledger)
     fill_disk(small_disk, leave_bytes=0)
