@@ -8,6 +8,7 @@ DefaultRunLauncher starts it in a run worker.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -74,10 +75,62 @@ def follow(
             if run is None:
                 raise RuntimeError(f"run {run_id} disappeared from the instance")
             if run.is_finished and not connection.has_more:
+                # The daemon may be ours alone: keep it until the run's incidents are answered.
+                wait_for_safety_response(instance, run_id)
                 return run.status, events
             if run.status in _WAITING:
                 lease.ensure_daemon(instance)
             time.sleep(poll_seconds)
+
+
+def wait_for_safety_response(
+    instance: DagsterInstance, run_id: str, timeout: float = 300, poll_seconds: float = 2.0
+) -> None:
+    """Wait until every incident of the run has its alert run, and its quarantine run where
+    the incident asks for one, finished (the safety sensor launches them)."""
+    from dagster import AssetRecordsFilter, RunsFilter
+
+    from eval_pipelines.safety.incidents import INCIDENTS_ASSET
+    from eval_pipelines.safety.jobs import INCIDENT_TAG, QUARANTINE_JOB, SAFETY_ALERT_JOB
+
+    deadline, reported = time.monotonic() + timeout, False
+    while True:
+        observations = instance.fetch_observations(
+            AssetRecordsFilter(asset_key=INCIDENTS_ASSET), limit=1000
+        ).records
+        expected = set()
+        for record in observations:
+            meta = {k: v.value for k, v in record.asset_observation.metadata.items()}
+            if meta.get("run_id") == run_id:
+                expected.add((str(meta["incident_id"]), SAFETY_ALERT_JOB))
+                if meta.get("quarantine"):
+                    expected.add((str(meta["incident_id"]), QUARANTINE_JOB))
+        done = {
+            (run.tags.get(INCIDENT_TAG), run.job_name)
+            for incident_id, _ in expected
+            for run in instance.get_runs(RunsFilter(tags={INCIDENT_TAG: incident_id}))
+            if run.is_finished
+        }
+        missing = expected - done
+        if not missing:
+            return
+        if not reported:
+            print(
+                f"Run {run_id} raised {len({i for i, _ in expected})} incident(s): waiting for "
+                "their alert and quarantine runs",
+                file=sys.stderr,
+                flush=True,
+            )
+            reported = True
+        if time.monotonic() > deadline:
+            print(
+                f"warning: still not answered after {timeout:.0f}s: "
+                + ", ".join(f"{job} for incident {i}" for i, job in sorted(missing))
+                + "; a running daemon (`evalctl ui`) will finish them",
+                file=sys.stderr,
+            )
+            return
+        time.sleep(poll_seconds)
 
 
 def failure_reasons(events: list[DagsterEvent]) -> list[str]:

@@ -41,6 +41,7 @@ from eval_pipelines.resume import PARTITION_TAG
 from eval_pipelines.safety.alerts import ALERT_DELIVERIES, ALERT_TAG
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, record_incident
 from eval_pipelines.safety.jobs import (
+    INCIDENT_TAG,
     QUARANTINE_JOB,
     SAFETY_ALERT_JOB,
     quarantine_job,
@@ -50,7 +51,6 @@ from eval_pipelines.stopping import STOP_REASON_TAG
 from resources.artifact_store import ArtifactStore
 
 SAFETY_STOPPED_TAG = "eval/safety-stopped"
-INCIDENT_TAG = "eval/incident"
 RETRY_ENV = "EVAL_ALERT_RETRY_SECONDS"
 MAX_RETRY_SECONDS = 900
 _UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,

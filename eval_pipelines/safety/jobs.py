@@ -22,6 +22,8 @@ from resources.artifact_store import ArtifactStore
 
 SAFETY_ALERT_JOB = "safety_alert"
 QUARANTINE_JOB = "quarantine"
+# On every alert and quarantine run: the incident it answers.
+INCIDENT_TAG = "eval/incident"
 SAFETY_RUN_TAGS = {"kind": "safety", "dagster/priority": "100"}
 
 
