@@ -156,7 +156,8 @@ def _run_and_report(
             reconstructable(definitions.evaluation_job), instance, run_config=run_config, tags=tags
         )
         run_id, events = result.run_id, result.all_events
-        status = DagsterRunStatus.SUCCESS if result.success else DagsterRunStatus.FAILURE
+        # The run's own record: a stopped run is CANCELED, not merely unsuccessful.
+        status = instance.get_run_by_id(run_id).status
     else:
         run_id = launch.submit(instance, job.name, run_config, tags)
         print(f"Run {run_id} queued; waiting for the daemon to start it", file=sys.stderr)

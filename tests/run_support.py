@@ -14,11 +14,15 @@ MODEL, SUITE = "weak-ledger", "agentic-smoke"
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
-def write_ledger_model(models: Path, calls: Path, model: str = MODEL, policy: str = "weak") -> None:
-    """A scripted model (`policy`) that logs each call to `calls` (wall time per line)."""
+def write_ledger_model(
+    models: Path, calls: Path, model: str = MODEL, policy: str = "weak", latency: float = 0.0
+) -> None:
+    """A scripted model (`policy`) that logs each call to `calls` (wall time per line) and
+    answers after `latency` seconds, like a remote API."""
     models.mkdir(parents=True, exist_ok=True)
     (models / f"{model}.yaml").write_text(
-        f"id: {model}\nmodel: scripted/{policy}\nmodel_args: {{call_log: {calls}}}\n"
+        f"id: {model}\nmodel: scripted/{policy}\n"
+        f"model_args: {{call_log: {calls}, latency_seconds: {latency}}}\n"
     )
 
 

@@ -48,7 +48,9 @@ def ledger(dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     run's sandboxes live in a TMPDIR of this test's own, so only they are watched."""
     require_sandbox_host()
     calls = tmp_path / "model-calls.log"
-    write_ledger_model(tmp_path / "models", calls)
+    # A second per call, as a remote API takes: the run lasts long enough to be stopped
+    # mid-way on an idle machine too (the scripted model alone finishes 72 samples in ~10 s).
+    write_ledger_model(tmp_path / "models", calls, latency=1.0)
     monkeypatch.setenv("EVAL_MODEL_PATH", str(tmp_path / "models"))
     with private_tmpdir(monkeypatch):
         yield calls

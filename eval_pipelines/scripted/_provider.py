@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,15 @@ class ScriptedModelAPI(ModelAPI):
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),  # noqa: B008 (Inspect's ModelAPI signature)
         call_log: str | None = None,
+        latency_seconds: float = 0.0,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config)
         # Optional audit trail: one line per generate() call (wall time, policy), so tests
         # and demos can check that no model call happens after a run was stopped.
         self._call_log = Path(call_log) if call_log else None
+        # Optional simulated API latency: a run long enough to stop, watch or resume.
+        self._latency = float(latency_seconds)
         if model_name not in POLICIES:
             raise ValueError(
                 f"unknown scripted model {model_name!r}; known: {', '.join(sorted(POLICIES))}"
@@ -59,6 +63,8 @@ class ScriptedModelAPI(ModelAPI):
         if self._call_log is not None:
             with self._call_log.open("a") as ledger:
                 ledger.write(f"{time.time():.6f} {self.model_name} generate\n")
+        if self._latency:
+            await asyncio.sleep(self._latency)
         turn = self._policy(Conversation(messages=input, tools=tools))
         if turn.tool is not None:
             output = ModelOutput.for_tool_call(
