@@ -226,14 +226,13 @@ def _run_and_report(
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """Recent runs with their true state: status, stop reason, and where each task got to."""
-    ensure_local_home()
-    from dagster import DagsterInstance
-
+    home = ensure_local_home()
+    from eval_pipelines.daemon import open_instance
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX
     from eval_pipelines.stopping import STOP_REASON_TAG
 
-    instance = DagsterInstance.get()
+    instance = open_instance(home)
     fail_runs_with_dead_workers(instance)
     rows = []
     for record in instance.get_run_records(limit=args.limit):
@@ -260,15 +259,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop a run: its model and tool calls end, its sandboxes die, nothing is published."""
-    ensure_local_home()
+    home = ensure_local_home()
     import getpass
 
-    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster import DagsterRunStatus
 
+    from eval_pipelines.daemon import open_instance
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.stopping import STOP_REASON_TAG
 
-    instance = DagsterInstance.get()
+    instance = open_instance(home)
     fail_runs_with_dead_workers(instance)
     run = instance.get_run_by_id(args.run_id)
     if run is None:

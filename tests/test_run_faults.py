@@ -51,6 +51,8 @@ def ledger(dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # A second per call, as a remote API takes: the run lasts long enough to be stopped
     # mid-way on an idle machine too (the scripted model alone finishes 72 samples in ~10 s).
     write_ledger_model(tmp_path / "models", calls, latency=1.0)
+    # The schema exists before the test and its evalctl processes open it side by side.
+    DagsterInstance.get().dispose()
     monkeypatch.setenv("EVAL_MODEL_PATH", str(tmp_path / "models"))
     with private_tmpdir(monkeypatch):
         yield calls
