@@ -83,11 +83,13 @@ def _sandbox_folder(pid: int, under: str) -> bool:
     )
 
 
-def leftover_sandbox_dirs() -> list[str]:
+def leftover_sandbox_dirs(under: str | None = None) -> list[str]:
+    """Sandbox folders left in `under` (default: this process's TMPDIR)."""
     import tempfile
     from pathlib import Path
 
-    return [str(p) for p in Path(tempfile.gettempdir()).glob("eval-sandbox-*") if p.is_dir()]
+    folder = Path(under or tempfile.gettempdir())
+    return [str(p) for p in folder.glob("eval-sandbox-*") if p.is_dir()]
 
 
 def run_without_bubblewrap(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:

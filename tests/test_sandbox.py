@@ -17,7 +17,6 @@ from eval_pipelines.safety import events
 from eval_pipelines.sandbox import BwrapSandboxEnvironment, host_problems
 from eval_pipelines.specs import SandboxSpec
 from tests.sandbox_support import (
-    leftover_sandbox_dirs,
     require_sandbox_host,
     run_without_bubblewrap,
     sandbox_processes,
@@ -284,11 +283,12 @@ def test_no_process_outlives_its_tool_call_or_the_sample():
     box.sh("setsid sleep 300 & nohup sleep 300 >/dev/null 2>&1 &")
     assert sandbox_processes() == []
     assert "sleep" not in box.sh("ps -e -o comm").stdout
+    root = box.env._sandbox.root  # this sandbox's own folder (others may run on the host)
     box.close()
     assert sandbox_processes() == []
-    assert leftover_sandbox_dirs() == []
+    assert not root.exists()
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert "eval-sandbox" not in mounts
+    assert root.name not in mounts
 
 
 def test_host_problems_say_how_to_fix(monkeypatch):

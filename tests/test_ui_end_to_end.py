@@ -15,7 +15,12 @@ from dagster import (
     DagsterRunStatus,
 )
 
-from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
+from tests.sandbox_support import (
+    leftover_sandbox_dirs,
+    private_tmpdir,
+    require_sandbox_host,
+    sandbox_processes,
+)
 from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
 MODEL, SUITE = "reference", "smoke"
@@ -142,9 +147,12 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
 
 
 @pytest.fixture
-def long_suite(dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Makes the services (started after this fixture) see the test suites."""
+def long_suite(dagster_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """Makes the services (started after this fixture) see the test suites, and make their
+    sandboxes in a TMPDIR of this test's own (checked for leftovers)."""
     monkeypatch.setenv("EVAL_SUITE_PATH", str(PROJECT_ROOT / "tests" / "data" / "suites"))
+    with private_tmpdir(monkeypatch) as folder:
+        yield folder
 
 
 @pytest.mark.slow
@@ -172,7 +180,7 @@ def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
         )
 
         deadline = time.monotonic() + 150
-        while not any("python3" in p for p in sandbox_processes()):
+        while not any("python3" in p for p in sandbox_processes(str(long_suite))):
             assert time.monotonic() < deadline, (
                 f"the CPU spin never started\n{_service_tails(services)}"
             )
@@ -186,10 +194,13 @@ def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
         assert client.get_run_status(run_id) == DagsterRunStatus.CANCELED
 
         deadline = time.monotonic() + 10
-        while (sandbox_processes() or leftover_sandbox_dirs()) and time.monotonic() < deadline:
+        ours = str(long_suite)
+        while (
+            sandbox_processes(ours) or leftover_sandbox_dirs(ours)
+        ) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert sandbox_processes() == []
-        assert leftover_sandbox_dirs() == []
+        assert sandbox_processes(ours) == []
+        assert leftover_sandbox_dirs(ours) == []
 
 
 @pytest.mark.slow
