@@ -45,6 +45,11 @@ from resources.artifact_store import ArtifactStore, content_key
 from resources.results_io import RESULTS_IO_MANAGER
 from resources.sandbox import SandboxBackend
 
+# Run tags set by `prepare_evaluation` once the suite resolved: the suite version that ran,
+# and when it started evaluating (read by `eval_pipelines.provenance`).
+SUITE_VERSION_TAG = "eval/suite-version"
+EVALUATED_AT_TAG = "eval/evaluated-at"
+
 
 class LimitsConfig(Config):
     """Per-sample limits for this run; unset fields keep the suite's limits."""
@@ -218,7 +223,15 @@ def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
             "epochs": config.epochs,
         }
     )
-    context.instance.add_run_tags(context.run_id, {resume.FINGERPRINT_TAG: run_fingerprint})
+    started_at = datetime.now(UTC).isoformat()
+    context.instance.add_run_tags(
+        context.run_id,
+        {
+            resume.FINGERPRINT_TAG: run_fingerprint,
+            SUITE_VERSION_TAG: suite.version,
+            EVALUATED_AT_TAG: started_at,
+        },
+    )
     evaluation = PreparedEvaluation(
         model=model,
         suite=suite,
@@ -228,7 +241,7 @@ def prepare_evaluation(context: OpExecutionContext, sandbox: SandboxBackend):
         epochs=config.epochs,
         max_samples=config.max_samples,
         versions=versions,
-        started_at=datetime.now(UTC).isoformat(),
+        started_at=started_at,
         partition=str(context.partition_key),
         resume=config.resume,
         fingerprint=run_fingerprint,
