@@ -415,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--reason", required=True, help="why it is safe again (recorded)")
     quarantine.set_defaults(func=cmd_quarantine)
 
+    from eval_pipelines.analytics.report import add_commands
+
+    add_commands(sub)
+
     doctor = sub.add_parser("doctor", help="check that this machine can isolate sandboxed tasks")
     doctor.set_defaults(func=cmd_doctor)
 

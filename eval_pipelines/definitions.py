@@ -7,6 +7,7 @@ import warnings
 
 from dagster import AssetSpec, BetaWarning, Definitions, PreviewWarning
 
+from assets.analytics import analytics_job, build_analytics_assets
 from assets.checks import build_result_checks
 from assets.evaluation import build_evaluation_assets
 from assets.incidents import build_incidents_asset
@@ -58,12 +59,14 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
             evaluation,
             build_incidents_asset(partitions_def),
             build_leaderboard(set(catalog.suites)),
+            *build_analytics_assets(),
             quarantine_state,
         ],
         asset_checks=build_result_checks(partitions_def),
         jobs=[
             evaluation_job,
             leaderboard_job,
+            analytics_job,
             record_incidents_job,
             safety_alert_job,
             quarantine_job,

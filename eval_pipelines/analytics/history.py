@@ -51,6 +51,8 @@ TASK_COLUMNS = [
     "n",
     "errors",
 ]
+# Fixed so every part reads back alike, scored or not (no score: NaN; errors unknown: <NA>).
+TASK_DTYPES = {"mean": float, "stderr": float, "n": int, "errors": "Int64", "published": bool}
 SAMPLE_COLUMNS = ["run_id", "task", "sample_id", "epoch", "score"]
 # A run enters the history once it can no longer change.
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
@@ -81,7 +83,9 @@ def append_runs(
             continue
         known.add(run["run_id"])
         prefix = f"{PREFIX}/model={run['model_id']}/suite={run['suite']}/{run['run_id']}"
-        tasks = frames.tasks.assign(**{k: run[k] for k in TASK_COLUMNS if k in run})
+        tasks = frames.tasks.assign(**{k: run[k] for k in TASK_COLUMNS if k in run}).astype(
+            TASK_DTYPES
+        )
         added.append(
             {
                 **run,

@@ -35,6 +35,8 @@ def score_trends(tasks: pd.DataFrame) -> pd.DataFrame:
 def outcome_rates(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (model, suite): how many runs ended in each outcome, and its share of runs."""
     keys = ["model_id", "suite"]
+    if runs.empty:
+        return pd.DataFrame(columns=[*keys, "runs", *OUTCOMES, *(f"{o}_rate" for o in OUTCOMES)])
     counts = pd.crosstab([runs["model_id"], runs["suite"]], runs["status"])
     counts = counts.reindex(columns=list(OUTCOMES), fill_value=0)
     counts.columns.name = None

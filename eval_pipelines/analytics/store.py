@@ -44,9 +44,7 @@ def latest_table_uri(instance: DagsterInstance, asset: str) -> str | None:
     return None if entry is None else entry.value
 
 
-def latest_table(
-    instance: DagsterInstance, artifacts: ArtifactStore, asset: str
-) -> pd.DataFrame:
+def latest_table(instance: DagsterInstance, artifacts: ArtifactStore, asset: str) -> pd.DataFrame:
     """The asset's latest table; raises `NotBuiltError` naming how to build it."""
     uri = latest_table_uri(instance, asset)
     if uri is None:
