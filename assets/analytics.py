@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from assets.leaderboard import REFRESH_AFTER_NEW_RESULTS
-from eval_pipelines.analytics import history, stats
+from eval_pipelines.analytics import history, runs, stats
 from eval_pipelines.analytics.store import (
     TABLE_METADATA,
     latest_table,
@@ -40,7 +40,6 @@ ANALYTICS_JOB = "refresh_analytics"
 PREVIEW_ROWS = 40
 # Below this many series, each also gets a numeric entry the UI's Plots tab draws.
 PLOTTED_SERIES = 30
-_SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -55,20 +54,6 @@ def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
         for row in frame[columns].itertuples(index=False)
     ]
     return "\n".join(lines)
-
-
-def sparkline(values: list[float]) -> str:
-    """Scores in [0, 1] as block characters: a trend plot any markdown view shows."""
-    return "".join(_SPARKS[min(int(max(v, 0.0) * len(_SPARKS)), len(_SPARKS) - 1)] for v in values)
-
-
-def trends_summary(trends: pd.DataFrame) -> pd.DataFrame:
-    """One row per series: its scores over time as a sparkline, first and latest score."""
-    grouped = trends.groupby(["model_id", "suite", "task"], sort=True)["mean"]
-    summary = grouped.agg(runs="size", first="first", latest="last").reset_index()
-    summary["trend"] = grouped.agg(lambda s: sparkline(list(s))).to_numpy()
-    summary["change"] = summary["latest"] - summary["first"]
-    return summary
 
 
 def _history_manifest(context: AssetExecutionContext, artifacts: ArtifactStore) -> pd.DataFrame:
@@ -90,9 +75,9 @@ def evaluation_history(
     """One row per task per evaluation run, all runs ever (failed, partial, safety-stopped
     included, with their provenance); append-only: runs already recorded are never rewritten."""
     manifest = _history_manifest(context, artifacts)
-    new = history.finished_runs(context.instance, set(manifest["run_id"]))
+    new = runs.finished_runs(context.instance, set(manifest["run_id"]))
     manifest = history.append_runs(
-        artifacts, manifest, (history.run_frames(context.instance, artifacts, r) for r in new)
+        artifacts, manifest, (runs.run_frames(context.instance, artifacts, r) for r in new)
     )
     return MaterializeResult(
         metadata={
@@ -132,7 +117,7 @@ _AFTER_HISTORY = AutomationCondition.eager()
 def score_trends(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     """Each (model, suite, task) score over time, with the change since the previous run."""
     trends = stats.score_trends(history.load_tasks(artifacts, _manifest(context, artifacts)))
-    summary = trends_summary(trends)
+    summary = stats.trends_summary(trends)
     plotted = (
         {f"latest/{r.model_id}|{r.suite}|{r.task}": float(r.latest) for r in summary.itertuples()}
         if len(summary) <= PLOTTED_SERIES

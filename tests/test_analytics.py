@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from dagster import AssetKey
 
-from assets.analytics import ANALYTICS_JOB, sparkline
+from assets.analytics import ANALYTICS_JOB
 from eval_pipelines import cli
 from eval_pipelines.analytics import stats
-from eval_pipelines.analytics.history import RUN_COLUMNS
+from eval_pipelines.analytics.history import RUN_COLUMNS, load_tasks
 from eval_pipelines.analytics.store import TABLE_METADATA, read_frame
 from tests.test_evaluation_job import run_evaluation
 
@@ -117,7 +117,7 @@ def test_trends_order_each_series_in_time():
     trends = stats.score_trends(tasks)
     assert trends["run_id"].tolist() == ["r1", "r2", "r3"]
     assert trends["change"].tolist()[1:] == pytest.approx([0.4, 0.4])
-    assert sparkline([0.0, 0.5, 1.0]) == "▁▅█"
+    assert stats.sparkline([0.0, 0.5, 1.0]) == "▁▅█"
 
 
 def test_assets_have_lineage_from_results(defs):
@@ -178,8 +178,9 @@ def test_history_is_append_only_and_compare_prints_paired_cis(defs, instance, ca
     second_uri, second = _history(instance, artifacts)
     assert len(second) == 3 and second.iloc[:2].equals(first)
     assert second.iloc[2][["run_id", "status"]].tolist() == [ghost.run_id, "failed"]
-    tasks = read_frame(artifacts, second.iloc[0]["tasks_uri"])
-    assert len(tasks) == 3 and tasks["n"].tolist() == [4, 4, 4]
+    tasks = load_tasks(artifacts, second.iloc[[0, 2]])
+    assert tasks["n"].tolist() == [4, 4, 4, 0] and tasks["mean"].isna().tolist()[-1]
+    assert tasks["status"].tolist() == ["complete"] * 3 + ["failed"]
 
     # Idempotent: nothing new, the same history.
     assert analytics.execute_in_process(instance=instance).success

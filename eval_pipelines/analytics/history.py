@@ -1,10 +1,12 @@
 """The evaluation history: every finished evaluation run, appended once, never rewritten.
 
-The history is a manifest (one row per run: identity, provenance, and the URIs of its
-parts) plus, per run, two immutable Parquet parts: its tasks (one row per task) and, when
-the run published results, its samples (one row per sample and epoch). Appending writes
-the new runs' parts and a new manifest; parts of earlier runs are never touched, and a run
-already in the manifest is skipped, so re-materializing is idempotent.
+The history is a manifest (one row per run: identity, provenance, and the URIs of the
+parts holding its rows) plus immutable Parquet parts: tasks (one row per task per run) and,
+for runs that published results, samples (one row per sample and epoch), split by suite so
+a comparison reads one suite at a time. Each append writes parts for its new runs only and
+a new manifest; earlier parts are never touched, and a run already in the manifest is
+skipped, so re-materializing is idempotent. Which runs and rows
+come from the Dagster instance is `runs`' concern; this module only needs an artifact store.
 """
 
 from __future__ import annotations
@@ -13,13 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from eval_pipelines.analytics.store import read_frame, write_frame
-from eval_pipelines.jobs import EVALUATION_JOB
-from eval_pipelines.provenance import run_provenance
-from eval_pipelines.records import run_result
-from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX, TaskCheckpoint
 from resources.artifact_store import ArtifactStore
 
 PREFIX = "analytics/history"
@@ -53,9 +50,10 @@ TASK_COLUMNS = [
 ]
 # Fixed so every part reads back alike, scored or not (no score: NaN; errors unknown: <NA>).
 TASK_DTYPES = {"mean": float, "stderr": float, "n": int, "errors": "Int64", "published": bool}
+# Sample rows an append buffers before writing them (about 50 MB in memory).
+FLUSH_ROWS = 250_000
+_PENDING = object()
 SAMPLE_COLUMNS = ["run_id", "task", "sample_id", "epoch", "score"]
-# A run enters the history once it can no longer change.
-FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 @dataclass(frozen=True)
@@ -74,86 +72,75 @@ def empty_manifest() -> pd.DataFrame:
 def append_runs(
     artifacts: ArtifactStore, manifest: pd.DataFrame, runs: Iterable[RunFrames]
 ) -> pd.DataFrame:
-    """The manifest with `runs` appended (their parts written); known run ids are skipped."""
+    """The manifest with `runs` appended (their parts written); known run ids are skipped.
+
+    One append writes one tasks part for all its runs and, per suite, samples parts of at
+    most about `FLUSH_ROWS` rows, so a large append holds a bounded number of sample rows in
+    memory and writes few artifacts (an fsync each).
+    """
     known = set(manifest["run_id"])
-    added = []
+    added, task_frames = [], []
+    pending: dict[str, list[pd.DataFrame]] = {}  # suite -> sample frames not yet written
+    pending_rows = 0
+
+    def flush() -> None:
+        nonlocal pending_rows
+        for suite, frames in pending.items():
+            uri = write_frame(
+                artifacts, f"{PREFIX}/samples/suite={suite}", pd.concat(frames, ignore_index=True)
+            )
+            for run in added:
+                if run["suite"] == suite and run["samples_uri"] is _PENDING:
+                    run["samples_uri"] = uri
+        pending.clear()
+        pending_rows = 0
+
     for frames in runs:
         run = frames.run
         if run["run_id"] in known:
             continue
         known.add(run["run_id"])
-        prefix = f"{PREFIX}/model={run['model_id']}/suite={run['suite']}/{run['run_id']}"
-        tasks = frames.tasks.assign(**{k: run[k] for k in TASK_COLUMNS if k in run}).astype(
-            TASK_DTYPES
-        )
-        added.append(
-            {
-                **run,
-                "tasks_uri": write_frame(artifacts, f"{prefix}/tasks", tasks[TASK_COLUMNS]),
-                "samples_uri": None
-                if frames.samples is None
-                else write_frame(
-                    artifacts,
-                    f"{prefix}/samples",
-                    frames.samples.assign(run_id=run["run_id"])[SAMPLE_COLUMNS],
-                ),
-            }
-        )
+        task_frames.append(frames.tasks.assign(run_id=run["run_id"]))
+        has_samples = frames.samples is not None
+        added.append({**run, "samples_uri": _PENDING if has_samples else None})
+        if has_samples:
+            samples = frames.samples.assign(run_id=run["run_id"])[SAMPLE_COLUMNS]
+            pending.setdefault(run["suite"], []).append(samples)
+            pending_rows += len(samples)
+            if pending_rows >= FLUSH_ROWS:
+                flush()
     if not added:
         return manifest
-    new = pd.DataFrame(added, columns=RUN_COLUMNS)
+    flush()
+    new = pd.DataFrame(added).drop(columns=["tasks_uri"], errors="ignore")
+    run_fields = [c for c in TASK_COLUMNS if c in new.columns]
+    tasks = pd.concat(task_frames, ignore_index=True).drop(
+        columns=[c for c in run_fields if c != "run_id"], errors="ignore"
+    )
+    tasks = tasks.merge(new[run_fields], on="run_id")[TASK_COLUMNS].astype(TASK_DTYPES)
+    new["tasks_uri"] = write_frame(artifacts, f"{PREFIX}/tasks", tasks)
+    new = new[RUN_COLUMNS]
     return new if manifest.empty else pd.concat([manifest, new], ignore_index=True)
+
+
+def _parts(artifacts: ArtifactStore, uris: Iterable[str], run_ids: Iterable[str]) -> pd.DataFrame:
+    """The rows of `run_ids` in the parts `uris` (a part may hold other runs too)."""
+    frames = [read_frame(artifacts, uri) for uri in dict.fromkeys(uris)]
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[rows["run_id"].isin(set(run_ids))].reset_index(drop=True)
 
 
 def load_tasks(artifacts: ArtifactStore, manifest: pd.DataFrame) -> pd.DataFrame:
     """The task rows of every run in `manifest` (filter the manifest first to read less)."""
-    parts = [read_frame(artifacts, uri) for uri in manifest["tasks_uri"]]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TASK_COLUMNS)
+    if manifest.empty:
+        return pd.DataFrame(columns=TASK_COLUMNS)
+    return _parts(artifacts, manifest["tasks_uri"], manifest["run_id"])
 
 
 def sample_loader(artifacts: ArtifactStore):
-    """`load_samples(uris)` for `stats.model_comparison`."""
+    """`load_samples(runs)` for `stats.model_comparison`: the samples of those manifest rows."""
 
-    def load(uris: list[str]) -> pd.DataFrame:
-        return pd.concat([read_frame(artifacts, uri) for uri in uris], ignore_index=True)
+    def load(runs: pd.DataFrame) -> pd.DataFrame:
+        return _parts(artifacts, runs["samples_uri"], runs["run_id"])
 
     return load
-
-
-def finished_runs(instance: DagsterInstance, known: set[str]) -> list[DagsterRun]:
-    """Finished evaluation runs not yet in the history, oldest first."""
-    runs = instance.get_runs(RunsFilter(job_name=EVALUATION_JOB, statuses=FINISHED))
-    return [r for r in reversed(runs) if r.run_id not in known and PARTITION_TAG in r.tags]
-
-
-def run_frames(instance: DagsterInstance, artifacts: ArtifactStore, run: DagsterRun) -> RunFrames:
-    """A run's history rows: its published task scores and samples, or, for a run that
-    published nothing (failed, stopped), the tasks it recorded progress on, unscored."""
-    provenance = run_provenance(instance, run.run_id)
-    row = {
-        "run_id": run.run_id,
-        "model_id": provenance.model_id,
-        "suite": provenance.suite,
-        "suite_version": provenance.suite_version,
-        "status": provenance.status,
-        "limited": provenance.limited,
-        "sample_limit": provenance.sample_limit,
-        "epochs": provenance.epochs,
-        "evaluated_at": provenance.evaluated_at,
-    }
-    published = run_result(instance, run.tags[PARTITION_TAG], run.run_id)
-    if published is not None:
-        scores = published.value("task_scores", artifacts)["tasks"]
-        tasks = pd.DataFrame(scores)[["task", "mean", "stderr", "n", "errors"]]
-        rows = pd.DataFrame(published.value("sample_results", artifacts))
-        score = rows["score"].astype(float).where(rows["error"].isna())
-        samples = rows[["task", "sample_id", "epoch"]].assign(score=score)
-        return RunFrames(row, tasks.assign(published=True), samples)
-    progress = [
-        {"task": key.removeprefix(TASK_TAG_PREFIX), "n": max(checkpoint.samples, 0)}
-        for key, value in sorted(run.tags.items())
-        if key.startswith(TASK_TAG_PREFIX)
-        for checkpoint in [TaskCheckpoint.model_validate_json(value)]
-    ] or [{"task": None, "n": 0}]
-    tasks = pd.DataFrame(progress).assign(mean=None, stderr=None, errors=None, published=False)
-    return RunFrames(row, tasks, None)

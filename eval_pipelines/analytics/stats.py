@@ -18,6 +18,8 @@ import pandas as pd
 
 Z95 = 1.96
 OUTCOMES = ("complete", "partial", "failed", "safety-stopped", "canceled")
+_SPARKS = "▁▂▃▄▅▆▇█"
+# A pair is compared on samples both models scored: same sample id and epoch.
 PAIR_KEYS = ["sample_id", "epoch"]
 
 
@@ -30,6 +32,20 @@ def score_trends(tasks: pd.DataFrame) -> pd.DataFrame:
     trends = scored[columns].reset_index(drop=True)
     trends["change"] = trends.groupby(series, sort=False)["mean"].diff()
     return trends
+
+
+def sparkline(values: list[float]) -> str:
+    """Scores in [0, 1] as block characters: a trend plot any markdown view shows."""
+    return "".join(_SPARKS[min(int(max(v, 0.0) * len(_SPARKS)), len(_SPARKS) - 1)] for v in values)
+
+
+def trends_summary(trends: pd.DataFrame) -> pd.DataFrame:
+    """One row per series: its scores over time as a sparkline, first and latest score."""
+    grouped = trends.groupby(["model_id", "suite", "task"], sort=True)["mean"]
+    summary = grouped.agg(runs="size", first="first", latest="last").reset_index()
+    summary["trend"] = grouped.agg(lambda s: sparkline(list(s))).to_numpy()
+    summary["change"] = summary["latest"] - summary["first"]
+    return summary
 
 
 def outcome_rates(runs: pd.DataFrame) -> pd.DataFrame:
@@ -65,11 +81,11 @@ def paired_differences(samples: pd.DataFrame) -> pd.DataFrame:
     """
     frames = []
     for task, rows in samples[samples["score"].notna()].groupby("task", sort=True):
-        models, model_idx = np.unique(rows["model_id"].to_numpy(), return_inverse=True)
+        model_idx, models = pd.factorize(rows["model_id"], sort=True)
         if len(models) < 2:
             continue
-        keys = rows["sample_id"].astype(str) + "\x00" + rows["epoch"].astype(str)
-        _, key_idx = np.unique(keys.to_numpy(), return_inverse=True)
+        models = models.to_numpy()
+        key_idx = rows.groupby(PAIR_KEYS, sort=False).ngroup().to_numpy()
         x = np.zeros((len(models), key_idx.max() + 1))
         present = np.zeros_like(x)
         x[model_idx, key_idx] = rows["score"].to_numpy(dtype=float)
@@ -134,16 +150,15 @@ def model_comparison(
     runs: pd.DataFrame, load_samples: Callable[[list[str]], pd.DataFrame]
 ) -> pd.DataFrame:
     """Paired differences of every model pair on every suite version, one suite at a time
-    (so memory holds one suite's samples). `load_samples(uris)` reads sample parts:
-    run_id, task, sample_id, epoch, score."""
+    (so memory holds one suite's samples). `load_samples(runs)` reads those manifest rows'
+    samples: run_id, task, sample_id, epoch, score."""
     chosen = compared_runs(runs)
     frames = []
     for (suite, version), group in chosen.groupby(["suite", "suite_version"], sort=True):
         if len(group) < 2:
             continue
-        samples = load_samples(group["samples_uri"].tolist())
+        samples = load_samples(group)
         model_of = dict(zip(group["run_id"], group["model_id"], strict=True))
-        samples = samples[samples["run_id"].isin(model_of)]
         samples = samples.assign(model_id=samples["run_id"].map(model_of))
         pairs = paired_differences(samples)
         run_of = dict(zip(group["model_id"], group["run_id"], strict=True))
