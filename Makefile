@@ -27,6 +27,7 @@ bench: setup
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/control.py
+	$(BIN)/python bench/analytics.py
 
 lint: setup
 	$(BIN)/ruff check .

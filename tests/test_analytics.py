@@ -5,9 +5,9 @@ import math
 
 import pandas as pd
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
 
-from assets.analytics import ANALYTICS_JOB
+from assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOB
 from eval_pipelines import cli
 from eval_pipelines.analytics import stats
 from eval_pipelines.analytics.history import RUN_COLUMNS, load_tasks
@@ -210,3 +210,22 @@ def test_history_is_append_only_and_compare_prints_paired_cis(defs, instance, ca
     assert f"runs {ref.run_id} vs {weak.run_id}" in printed and "theory-of-mind" in printed
     assert cli.main(["history", "--model", "reference", "--suite", "smoke"]) == 0
     assert ref.run_id in capsys.readouterr().out
+
+
+def test_new_results_request_the_history_and_what_derives_from_it(defs, instance):
+    def requested(cursor=None):
+        result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        keys = {r.key.to_user_string() for r in result.results if r.true_subset.size}
+        return keys & set(ANALYTICS_ASSETS), result.cursor
+
+    nothing, cursor = requested()
+    assert nothing == set()
+    instance.report_runless_asset_event(
+        AssetMaterialization("task_scores", partition="reference|smoke")
+    )
+    assert requested(cursor)[0] == set(ANALYTICS_ASSETS)
+
+    # History materialized on its own (e.g. from the UI): the derived tables follow.
+    _, cursor = requested()
+    instance.report_runless_asset_event(AssetMaterialization("evaluation_history"))
+    assert requested(cursor)[0] == set(ANALYTICS_ASSETS) - {"evaluation_history"}
