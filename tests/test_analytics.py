@@ -205,6 +205,14 @@ def test_history_is_append_only_and_compare_prints_paired_cis(defs, instance, ca
         )
         assert row["significant"] == (row["ci_low"] > 0 or row["ci_high"] < 0)
 
+    # Asked the other way round, the stored reference - weak is flipped.
+    assert cli.main(["compare", "weak", "reference", "--suite", "smoke", "--json"]) == 0
+    flipped = {r["task"]: r for r in json.loads(capsys.readouterr().out)}
+    for row in rows:
+        back = flipped[row["task"]]
+        assert (back["diff"], back["ci_low"]) == pytest.approx((-row["diff"], -row["ci_high"]))
+        assert (back["run_a"], back["model_a"]) == (weak.run_id, "weak")
+
     assert cli.main(["compare", "reference", "weak", "--suite", "smoke"]) == 0
     printed = capsys.readouterr().out
     assert f"runs {ref.run_id} vs {weak.run_id}" in printed and "theory-of-mind" in printed

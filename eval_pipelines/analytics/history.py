@@ -20,26 +20,11 @@ from eval_pipelines.analytics.store import read_frame, write_frame
 from resources.artifact_store import ArtifactStore
 
 PREFIX = "analytics/history"
-RUN_COLUMNS = [
-    "run_id",
-    "model_id",
-    "suite",
-    "suite_version",
-    "status",
-    "limited",
-    "sample_limit",
-    "epochs",
-    "evaluated_at",
-    "tasks_uri",
-    "samples_uri",
-]
+# Who, what and how a run ran: on the manifest and on every task row.
+_RUN_FIELDS = ["run_id", "model_id", "suite", "suite_version", "status", "limited"]
+RUN_COLUMNS = [*_RUN_FIELDS, "sample_limit", "epochs", "evaluated_at", "tasks_uri", "samples_uri"]
 TASK_COLUMNS = [
-    "run_id",
-    "model_id",
-    "suite",
-    "suite_version",
-    "status",
-    "limited",
+    *_RUN_FIELDS,
     "evaluated_at",
     "task",
     "published",

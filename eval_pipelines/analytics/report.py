@@ -91,13 +91,20 @@ def compare_table(comparison: pd.DataFrame, a: str, b: str, suite: str) -> pd.Da
     return pd.concat([forward, flipped], ignore_index=True).sort_values(["suite_version", "task"])
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    instance, artifacts = _open(args.refresh)
+def _latest(refresh: bool, asset: str):
+    """(artifacts, the asset's table), or None after saying how to build it."""
+    instance, artifacts = _open(refresh)
     try:
-        manifest = latest_table(instance, artifacts, "evaluation_history")
+        return artifacts, latest_table(instance, artifacts, asset)
     except NotBuiltError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    if (loaded := _latest(args.refresh, "evaluation_history")) is None:
         return 1
+    artifacts, manifest = loaded
     tasks = history_table(manifest, artifacts, args.model, args.suite)
     if tasks.empty:
         where = f" on {args.suite}" if args.suite else ""
@@ -111,12 +118,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.model_a == args.model_b:
         print("error: compare two different models", file=sys.stderr)
         return 2
-    instance, artifacts = _open(args.refresh)
-    try:
-        comparison = latest_table(instance, artifacts, "model_comparison")
-    except NotBuiltError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if (loaded := _latest(args.refresh, "model_comparison")) is None:
         return 1
+    _, comparison = loaded
     rows = compare_table(comparison, args.model_a, args.model_b, args.suite)
     if rows.empty:
         print(
@@ -146,7 +150,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{args.model_a} - {args.model_b} on {args.suite} v{version} "
             f"(runs {run_a} vs {run_b}); paired over shared samples, 95% normal CI:"
         )
-        _print(group, _COMPARE_COLUMNS, False)
+        names = {"mean_a": f"mean {args.model_a}", "mean_b": f"mean {args.model_b}"}
+        _print(group.rename(columns=names), [names.get(c, c) for c in _COMPARE_COLUMNS], False)
     return 0
 
 
