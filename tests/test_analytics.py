@@ -10,8 +10,15 @@ from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditio
 from assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOB
 from eval_pipelines import cli
 from eval_pipelines.analytics import stats
-from eval_pipelines.analytics.history import RUN_COLUMNS, load_tasks
+from eval_pipelines.analytics.history import (
+    RUN_COLUMNS,
+    RunFrames,
+    append_runs,
+    empty_manifest,
+    load_tasks,
+)
 from eval_pipelines.analytics.store import TABLE_METADATA, read_frame
+from resources.artifact_store import LocalArtifactStore
 from tests.test_evaluation_job import run_evaluation
 
 
@@ -102,22 +109,26 @@ def test_compared_run_prefers_complete_over_newer_limited():
 def test_trends_order_each_series_in_time():
     tasks = pd.DataFrame(
         {
-            "model_id": ["a", "a", "a"],
-            "suite": ["s"] * 3,
-            "task": ["t"] * 3,
-            "evaluated_at": ["2026-03", "2026-01", "2026-02"],
-            "suite_version": ["1"] * 3,
-            "run_id": ["r3", "r1", "r2"],
-            "status": ["complete"] * 3,
-            "limited": [False] * 3,
-            "mean": [0.9, 0.1, 0.5],
-            "n": [10] * 3,
+            "model_id": ["a", "a", "a", "b"],
+            "suite": ["s"] * 4,
+            "task": ["t"] * 4,
+            "evaluated_at": ["2026-03", "2026-01", "2026-02", "2026-01"],
+            "suite_version": ["1"] * 4,
+            "run_id": ["r3", "r1", "r2", "rb"],
+            "status": ["complete"] * 4,
+            "limited": [False] * 4,
+            "mean": [0.9, 0.1, 0.5, 0.2],
+            "n": [10] * 4,
         }
     )
     trends = stats.score_trends(tasks)
-    assert trends["run_id"].tolist() == ["r1", "r2", "r3"]
-    assert trends["change"].tolist()[1:] == pytest.approx([0.4, 0.4])
-    assert stats.sparkline([0.0, 0.5, 1.0]) == "▁▅█"
+    assert trends["run_id"].tolist() == ["r1", "r2", "r3", "rb"]
+    # The change is within a series: b's first point has none.
+    assert trends["change"].tolist()[1:3] == pytest.approx([0.4, 0.4])
+    assert trends["change"].isna().tolist() == [True, False, False, True]
+    summary = stats.trends_summary(trends).set_index("model_id")
+    assert summary.loc["a", "trend"] == stats.sparkline([0.1, 0.5, 0.9]) == "▁▅█"
+    assert summary.loc["a", "change"] == pytest.approx(0.8)
 
 
 def test_assets_have_lineage_from_results(defs):
@@ -237,3 +248,32 @@ def test_new_results_request_the_history_and_what_derives_from_it(defs, instance
     _, cursor = requested()
     instance.report_runless_asset_event(AssetMaterialization("evaluation_history"))
     assert requested(cursor)[0] == set(ANALYTICS_ASSETS) - {"evaluation_history"}
+
+
+def _run_frames(run_id: str, score: float) -> RunFrames:
+    run = {
+        "run_id": run_id,
+        "model_id": "a",
+        "suite": "s",
+        "suite_version": "1",
+        "status": "complete",
+        "limited": False,
+        "sample_limit": None,
+        "epochs": None,
+        "evaluated_at": "2026-01-01T00:00:00+00:00",
+    }
+    tasks = pd.DataFrame({"task": ["t"], "mean": [score], "stderr": [0.0], "n": [1], "errors": [0]})
+    samples = pd.DataFrame({"task": ["t"], "sample_id": ["s0"], "epoch": [1], "score": [score]})
+    return RunFrames(run, tasks.assign(published=True), samples)
+
+
+def test_append_skips_known_runs_and_never_rewrites_parts(tmp_path):
+    store = LocalArtifactStore(root=str(tmp_path))
+    first = append_runs(store, empty_manifest(), [_run_frames("r1", 1.0)])
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*.parquet")}
+    # r1 again (even with other rows) is skipped; r2 is appended in parts of its own.
+    second = append_runs(store, first, [_run_frames("r1", 0.0), _run_frames("r2", 0.5)])
+    assert second["run_id"].tolist() == ["r1", "r2"] and second.iloc[:1].equals(first)
+    assert all(p.read_bytes() == data for p, data in files.items())
+    assert load_tasks(store, second)["mean"].tolist() == [1.0, 0.5]
+    assert append_runs(store, second, [_run_frames("r2", 0.0)]) is second
