@@ -1,12 +1,16 @@
 """Trustworthy results (issue 9, item 3): every number says how it was obtained."""
 
+from pathlib import Path
+
 import pytest
 from dagster import DagsterRunStatus
 
+from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import model_partitions
 from eval_pipelines.provenance import UNKNOWN_VERSION, run_provenance, run_status
 from eval_pipelines.resume import TASK_TAG_PREFIX
 from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
+from tests.conftest import PROJECT_ROOT, write_suite
 from tests.test_evaluation_job import run_evaluation
 
 
@@ -66,3 +70,59 @@ def test_provenance_refuses_runs_that_are_not_evaluations(defs, instance):
 )
 def test_run_status_names_how_a_run_ended(status, tags, expected):
     assert run_status(status, tags) == expected
+
+
+# Small enough to evaluate in full (no override) in seconds; `limit` is the suite's own.
+MINI = """\
+name: mini
+version: "{version}"
+tasks:
+  - name: theory-of-mind
+    task: eval_pipelines/theory_of_mind
+    limit: 3
+  - name: popularity
+    task: {tasks}/smoke.py@popularity
+    limit: 3
+"""
+
+
+@pytest.fixture
+def mini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dagster_home: Path):
+    """Writes suite `mini` at a version into a tmp EVAL_SUITE_PATH; returns fresh definitions."""
+    folder = tmp_path / "suites"
+    monkeypatch.setenv("EVAL_SUITE_PATH", str(folder))
+
+    def write(version: str):
+        write_suite(folder, "mini", MINI.format(version=version, tasks=PROJECT_ROOT / "eval_pipelines" / "tasks"))
+        return build_definitions()
+
+    return write
+
+
+def refresh_leaderboard(defs, instance) -> list[dict]:
+    board = defs.resolve_job_def("refresh_leaderboard").execute_in_process(instance=instance)
+    return board.output_for_node("leaderboard")
+
+
+def row_of(rows: list[dict], model_id: str, suite: str) -> dict:
+    [row] = [r for r in rows if (r["model_id"], r["suite"]) == (model_id, suite)]
+    return row
+
+
+def test_a_limited_run_does_not_replace_the_complete_result(mini, instance):
+    """The reported bug: `--sample-limit 1` replaced the full result on the leaderboard,
+    which then showed 1.000 from n=1 per task with nothing saying so."""
+    defs = mini("1")
+    complete = run_evaluation(defs, instance, "reference", "mini", {})
+    assert complete.success
+    quick = run_evaluation(defs, instance, "reference", "mini", limited(sample_limit=1))
+    assert quick.success
+
+    row = row_of(refresh_leaderboard(defs, instance), "reference", "mini")
+    assert row["run_id"] == complete.run_id
+    assert row["n"] == {"theory-of-mind": 3, "popularity": 3}
+    assert (row["limited"], row["sample_limit"], row["epochs"]) == (False, None, None)
+    assert row["suite_version"] == "1" and not row["stale"]
+    # The limited run is not hidden either: it is the latest attempt.
+    assert row["latest_attempt"]["run_id"] == quick.run_id
+    assert row["latest_attempt"]["limited"] and row["status"] == "complete"
