@@ -142,48 +142,59 @@ def _status(row: dict) -> str:
     return f"last attempt{limited} {attempt['status']} ({attempt['run_id'][:8]})"
 
 
-def _table(title: str, rows: list[dict]) -> list[str]:
-    tasks = sorted({t for r in rows for t in r["tasks"]})
-    lines = [
-        title,
-        "",
-        "| model | overall | "
-        + " | ".join(tasks)
-        + " | version | scope | status | evaluated | run | open incidents |",
-        "|---|---|" + "---|" * len(tasks) + "---|---|---|---|---|---|",
+def _cells(row: dict, tasks: list[str]) -> list[str]:
+    scores = [
+        f"{row['tasks'][t]:.3f} (n={row['n'][t]})" if row["tasks"].get(t) is not None else ""
+        for t in tasks
     ]
-    for r in rows:
-        cells = [
-            f"{r['tasks'][t]:.3f} (n={r['n'][t]})" if r["tasks"].get(t) is not None else ""
-            for t in tasks
-        ]
-        overall = f"{r['overall']:.3f}" if r["overall"] is not None else ""
-        flag = f"{r['open_incidents']} ({r['worst_severity']})" if r["open_incidents"] else ""
-        lines.append(
-            f"| {r['model_id']} | {overall} | "
-            + " | ".join(cells)
-            + f" | {r['suite_version']} | {_scope(r)} | {_status(r)} | {r['evaluated_at'][:19]}"
-            f" | {r['run_id'][:8]} | {flag} |"
+    incidents = row["open_incidents"]
+    return [
+        row["model_id"],
+        f"{row['overall']:.3f}" if row["overall"] is not None else "",
+        *scores,
+        row["suite_version"],
+        _scope(row),
+        _status(row),
+        row["evaluated_at"][:19],
+        row["run_id"][:8],
+        f"{incidents} ({row['worst_severity']})" if incidents else "",
+    ]
+
+
+def display_sections(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, cells) per table to show: one per suite, and stale rows (older suite
+    versions) in a table of their own. The UI's markdown and `evalctl leaderboard` print these."""
+    sections = []
+    for suite in sorted({r["suite"] for r in rows}):
+        suite_rows = [r for r in rows if r["suite"] == suite]
+        version = suite_rows[0]["catalog_version"]
+        groups = (
+            [(f"{suite} ({NOT_IN_CATALOG})", suite_rows)]
+            if version is None
+            else [
+                (f"{suite} v{version}", [r for r in suite_rows if not r["stale"]]),
+                (
+                    f"{suite}: STALE, older versions than the catalog's v{version}",
+                    [r for r in suite_rows if r["stale"]],
+                ),
+            ]
         )
-    return [*lines, ""]
+        for title, group in groups:
+            if not group:
+                continue
+            tasks = sorted({t for r in group for t in r["tasks"]})
+            header = ["model", "overall", *tasks, "version", "scope", "status", "evaluated",
+                      "run", "open incidents"]  # fmt: skip
+            sections.append((title, header, [_cells(r, tasks) for r in group]))
+    return sections
 
 
 def _markdown(rows: list[dict]) -> str:
-    """A table per suite; stale rows (older suite versions) in a table of their own."""
     lines = []
-    for suite in sorted({r["suite"] for r in rows}):
-        suite_rows = [r for r in rows if r["suite"] == suite]
-        current = [r for r in suite_rows if not r["stale"]]
-        stale = [r for r in suite_rows if r["stale"]]
-        version = suite_rows[0]["catalog_version"]
-        if version is None:
-            lines += _table(f"### {suite} ({NOT_IN_CATALOG})", current)
-            continue
-        if current:
-            lines += _table(f"### {suite} v{version}", current)
-        if stale:
-            title = f"### {suite}: STALE, older versions than the catalog's v{version}"
-            lines += _table(title, stale)
+    for title, header, cells in display_sections(rows):
+        lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
+        lines.append("")
     return "\n".join(lines)
 
 
