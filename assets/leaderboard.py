@@ -127,7 +127,8 @@ def leaderboard_rows(
     )
 
 
-def _scope(row: dict) -> str:
+def scope(row: dict) -> str:
+    """'complete', or 'LIMITED (the overrides)', of a leaderboard row or task_scores value."""
     if not row["limited"]:
         return "complete"
     overrides = (f"{k}={row[k]}" for k in ("sample_limit", "epochs") if row[k] is not None)
@@ -153,7 +154,7 @@ def _cells(row: dict, tasks: list[str]) -> list[str]:
         f"{row['overall']:.3f}" if row["overall"] is not None else "",
         *scores,
         row["suite_version"],
-        _scope(row),
+        scope(row),
         _status(row),
         row["evaluated_at"][:19],
         row["run_id"][:8],

@@ -199,6 +199,10 @@ def _run_and_report(
         )
         return 0
     print(f"\nRun {run_id} succeeded. Task scores for {model.id} on {suite.name}:")
+    if scores["limited"]:
+        from assets.leaderboard import scope
+
+        print(f"{scope(scores)}: not a complete evaluation; it never replaces a complete result")
     print(
         _table(
             [
@@ -212,12 +216,7 @@ def _run_and_report(
     for task in (t["task"] for t in scores["tasks"]):  # suite order
         print(f"  {task}: {logs[task]['uri']}")
     print("\nLeaderboard:")
-    print(
-        _table(
-            [[r["suite"], r["model_id"], _fmt(r["overall"])] for r in leaderboard],
-            ["suite", "model", "overall"],
-        )
-    )
+    _print_leaderboard(leaderboard)
     print(
         f"\nDagster instance: {home}\nUI: `evalctl ui` then open http://127.0.0.1:3000/assets/task_scores"
     )
@@ -262,7 +261,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     from dagster import AssetKey
 
-    from assets.leaderboard import display_sections
     from eval_pipelines import definitions
     from eval_pipelines.daemon import open_instance
 
@@ -287,9 +285,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(json.dumps({"built_at": when, "run_id": built.run_id, "rows": rows}, indent=2))
         return 0
     print(f"Leaderboard built {when} by run {built.run_id}")
+    _print_leaderboard(rows)
+    return 0
+
+
+def _print_leaderboard(rows: list[dict]) -> None:
+    from assets.leaderboard import display_sections
+
     for title, header, cells in display_sections(rows):
         print(f"\n{title}\n{_table(cells, header)}")
-    return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
