@@ -274,7 +274,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    rows = definitions.defs.load_asset_value("leaderboard", instance=instance)
+    logging.disable(logging.DEBUG)  # the IO manager's "Loading file from" line is not output
+    try:
+        rows = definitions.defs.load_asset_value("leaderboard", instance=instance)
+    finally:
+        logging.disable(logging.NOTSET)
     if args.suite:
         rows = [r for r in rows if r["suite"] == args.suite]
         if not rows:
