@@ -140,6 +140,7 @@ def markdown_of(instance) -> str:
     return event.asset_materialization.metadata["table"].value
 
 
+@pytest.mark.slow  # four evaluations (about 30 s on a busy machine)
 def test_an_older_suite_version_is_marked_stale_not_mixed(mini, instance):
     v1 = mini("1")
     assert run_evaluation(v1, instance, "reference", "mini", {}).success
