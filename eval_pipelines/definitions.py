@@ -57,7 +57,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         assets=[
             evaluation,
             build_incidents_asset(partitions_def),
-            build_leaderboard(set(catalog.suites)),
+            build_leaderboard({name: s.version for name, s in catalog.suites.items()}),
             quarantine_state,
         ],
         asset_checks=build_result_checks(partitions_def),

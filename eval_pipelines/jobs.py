@@ -15,6 +15,12 @@ def evaluation_run_config(config: dict) -> dict:
     return {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": config}}}}}
 
 
+def evaluation_config_of(run_config: dict) -> EvaluationConfig:
+    """The `EvaluationConfig` an evaluate run was launched with (defaults where none given)."""
+    ops = run_config.get("ops", {}).get("evaluation", {}).get("ops", {})
+    return EvaluationConfig(**(ops.get("prepare_evaluation", {}).get("config") or {}))
+
+
 def build_evaluation_job(evaluation: AssetsDefinition):
     # The default run config is what the Launchpad opens with: every field, at its default.
     return define_asset_job(
