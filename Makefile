@@ -5,6 +5,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Tests mostly wait on daemons, services and sandboxes: three test processes keep two
+# cores busy (pytest-xdist; each process has its own sandboxes, see tests/conftest.py).
+PYTEST_PARALLEL ?= -n 3 --dist loadgroup
 
 .PHONY: setup run test test-fast ui bench lint clean
 
@@ -15,10 +18,10 @@ run: setup
 	$(BIN)/evalctl run --model reference --suite smoke
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 ui: setup
 	$(BIN)/evalctl ui

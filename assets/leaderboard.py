@@ -1,7 +1,8 @@
 """Leaderboard: the published task scores of every model on every suite."""
 
 import statistics
-from collections.abc import Collection
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dagster import (
     AllPartitionMapping,
@@ -9,13 +10,18 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     AutomationCondition,
+    DagsterInstance,
     MetadataValue,
+    RunsFilter,
     asset,
 )
 
 from assets.incidents import partition_incidents
+from eval_pipelines.jobs import EVALUATION_JOB
 from eval_pipelines.partitions import split_partition_key
-from eval_pipelines.records import published_partitions, published_result
+from eval_pipelines.provenance import Provenance, run_provenance
+from eval_pipelines.records import PublishedResult, published_partitions, published_results
+from eval_pipelines.resume import PARTITION_TAG
 from eval_pipelines.safety.incidents import Incident
 from eval_pipelines.safety.policy import SEVERITIES
 from resources.artifact_store import ArtifactStore
@@ -27,61 +33,168 @@ def _worst(incidents: list[Incident]) -> str | None:
     return max((i.severity for i in incidents), key=SEVERITIES.index, default=None)
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What the leaderboard shows for one partition: a result, how it was obtained, and the
+    partition's latest attempt (which may be newer: a limited, failed or running run)."""
+
+    partition: str
+    scores: dict
+    provenance: Provenance
+    latest_attempt: Provenance
+
+
+def shown_result(
+    instance: DagsterInstance, partition: str, catalog_version: str | None
+) -> tuple[PublishedResult, Provenance] | None:
+    """The result the leaderboard shows for `partition`, with its run's provenance.
+
+    The latest complete (unlimited) result of the catalog's suite version; failing that the
+    latest limited one of that version; failing that (only older versions were evaluated)
+    the latest of those, complete before limited. For a suite gone from the catalog
+    (`catalog_version` None) every version counts. A result's version is the one it published.
+    """
+    best, best_rank = None, None
+    for result in published_results(instance, partition):
+        provenance = run_provenance(instance, result.run_id)
+        version = result.metadata("task_scores", "suite_version")
+        rank = (catalog_version in (None, version), not provenance.limited)
+        if rank == (True, True):
+            return result, provenance
+        if best_rank is None or rank > best_rank:
+            best, best_rank = (result, provenance), rank
+    return best
+
+
+def latest_attempt(instance: DagsterInstance, partition: str) -> Provenance | None:
+    """The partition's newest evaluate run, whatever became of it."""
+    records = instance.get_run_records(
+        RunsFilter(job_name=EVALUATION_JOB, tags={PARTITION_TAG: partition}), limit=1
+    )
+    return run_provenance(instance, records[0].dagster_run.run_id) if records else None
+
+
 def leaderboard_rows(
-    task_scores_by_partition: dict[str, dict],
-    catalog_suites: Collection[str],
+    standings: list[Standing],
+    catalog_versions: Mapping[str, str],
     incidents_by_partition: dict[str, list[Incident]] | None = None,
 ) -> list[dict]:
-    """One row per (model, suite): mean over tasks plus each task's mean, best first.
+    """One row per (model, suite): mean over tasks plus each task's mean and n, best first.
 
-    Rows of a suite no longer in the catalog stay, marked, rather than vanish. A row counts
-    the partition's open incidents (every incident is open: there is no resolution yet) and
-    their worst severity.
+    Each row says how its numbers were obtained (`run_id`, `evaluated_at`, `suite_version`,
+    `limited` and its overrides, `n` and epochs per task) and how the partition's latest
+    attempt ended (`status`, `latest_attempt`). Rows of an older suite version than the
+    catalog's are `stale`, and sort after the current ones. Rows of a suite no longer in the
+    catalog stay, marked, rather than vanish. A row counts the partition's open incidents
+    (every incident is open: there is no resolution yet) and their worst severity.
     """
     incidents_by_partition = incidents_by_partition or {}
     rows = []
-    for key, scores in task_scores_by_partition.items():
-        model_id, suite = split_partition_key(key)
+    for standing in standings:
+        scores, provenance = standing.scores, standing.provenance
+        model_id, suite = split_partition_key(standing.partition)
         means = {t["task"]: t["mean"] for t in scores["tasks"]}
         scored = [m for m in means.values() if m is not None]
-        incidents = incidents_by_partition.get(key, [])
+        incidents = incidents_by_partition.get(standing.partition, [])
+        catalog_version = catalog_versions.get(suite)
         rows.append(
             {
                 "model_id": model_id,
                 "model": scores["model"],
                 "suite": suite,
                 "suite_version": scores["suite_version"],
-                "suite_status": IN_CATALOG if suite in catalog_suites else NOT_IN_CATALOG,
+                "suite_status": NOT_IN_CATALOG if catalog_version is None else IN_CATALOG,
+                "catalog_version": catalog_version,
+                "stale": catalog_version not in (None, scores["suite_version"]),
                 "overall": statistics.fmean(scored) if scored else None,
                 "tasks": means,
+                "n": {t["task"]: t["n"] for t in scores["tasks"]},
+                # Recorded since issue 9; None for results published before.
+                "task_epochs": {t["task"]: t.get("epochs") for t in scores["tasks"]},
+                "limited": provenance.limited,
+                "sample_limit": provenance.sample_limit,
+                "epochs": provenance.epochs,
                 "evaluated_at": scores["evaluated_at"],
                 "run_id": scores["run_id"],
+                "status": standing.latest_attempt.status,
+                "latest_attempt": standing.latest_attempt.model_dump(),
                 "open_incidents": len(incidents),
                 "worst_severity": _worst(incidents),
             }
         )
-    return sorted(rows, key=lambda r: (r["suite"], -(r["overall"] or 0.0), r["model_id"]))
+    return sorted(
+        rows, key=lambda r: (r["suite"], r["stale"], -(r["overall"] or 0.0), r["model_id"])
+    )
+
+
+def scope(row: dict) -> str:
+    """'complete', or 'LIMITED (the overrides)', of a leaderboard row or task_scores value."""
+    if not row["limited"]:
+        return "complete"
+    overrides = (f"{k}={row[k]}" for k in ("sample_limit", "epochs") if row[k] is not None)
+    return f"LIMITED ({', '.join(overrides)})"
+
+
+def _status(row: dict) -> str:
+    attempt = row["latest_attempt"]
+    if attempt["run_id"] == row["run_id"]:
+        return attempt["status"]
+    limited = " limited" if attempt["limited"] else ""
+    return f"last attempt{limited} {attempt['status']} ({attempt['run_id'][:8]})"
+
+
+def _cells(row: dict, tasks: list[str]) -> list[str]:
+    scores = [
+        f"{row['tasks'][t]:.3f} (n={row['n'][t]})" if row["tasks"].get(t) is not None else ""
+        for t in tasks
+    ]
+    incidents = row["open_incidents"]
+    return [
+        row["model_id"],
+        f"{row['overall']:.3f}" if row["overall"] is not None else "",
+        *scores,
+        row["suite_version"],
+        scope(row),
+        _status(row),
+        row["evaluated_at"][:19],
+        row["run_id"][:8],
+        f"{incidents} ({row['worst_severity']})" if incidents else "",
+    ]
+
+
+def display_sections(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, cells) per table to show: one per suite, and stale rows (older suite
+    versions) in a table of their own. The UI's markdown and `evalctl leaderboard` print these."""
+    sections = []
+    for suite in sorted({r["suite"] for r in rows}):
+        suite_rows = [r for r in rows if r["suite"] == suite]
+        version = suite_rows[0]["catalog_version"]
+        groups = (
+            [(f"{suite} ({NOT_IN_CATALOG})", suite_rows)]
+            if version is None
+            else [
+                (f"{suite} v{version}", [r for r in suite_rows if not r["stale"]]),
+                (
+                    f"{suite}: STALE, older versions than the catalog's v{version}",
+                    [r for r in suite_rows if r["stale"]],
+                ),
+            ]
+        )
+        for title, group in groups:
+            if not group:
+                continue
+            tasks = sorted({t for r in group for t in r["tasks"]})
+            header = ["model", "overall", *tasks, "version", "scope", "status", "evaluated",
+                      "run", "open incidents"]  # fmt: skip
+            sections.append((title, header, [_cells(r, tasks) for r in group]))
+    return sections
 
 
 def _markdown(rows: list[dict]) -> str:
     lines = []
-    for suite in sorted({r["suite"] for r in rows}):
-        suite_rows = [r for r in rows if r["suite"] == suite]
-        tasks = sorted({t for r in suite_rows for t in r["tasks"]})
-        status = "" if suite_rows[0]["suite_status"] == IN_CATALOG else f" ({NOT_IN_CATALOG})"
-        lines += [
-            f"### {suite}{status}",
-            "",
-            "| model | overall | " + " | ".join(tasks) + " | open incidents |",
-            "|---|---|" + "---|" * len(tasks) + "---|",
-        ]
-        for r in suite_rows:
-            cells = [
-                f"{r['tasks'].get(t):.3f}" if r["tasks"].get(t) is not None else "" for t in tasks
-            ]
-            overall = f"{r['overall']:.3f}" if r["overall"] is not None else ""
-            flag = f"{r['open_incidents']} ({r['worst_severity']})" if r["open_incidents"] else ""
-            lines.append(f"| {r['model_id']} | {overall} | " + " | ".join(cells) + f" | {flag} |")
+    for title, header, cells in display_sections(rows):
+        lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
         lines.append("")
     return "\n".join(lines)
 
@@ -101,8 +214,9 @@ REFRESH_AFTER_NEW_RESULTS = (
 ).with_label("refresh after new results")
 
 
-def build_leaderboard(catalog_suites: Collection[str]) -> AssetsDefinition:
-    """The leaderboard over every published partition; `catalog_suites` marks current ones."""
+def build_leaderboard(catalog_versions: Mapping[str, str]) -> AssetsDefinition:
+    """The leaderboard over every published partition; `catalog_versions` (suite name ->
+    version in the catalog) marks current suites and versions."""
 
     @asset(
         # Not an input: the partitions definition holds only suites that load now, and
@@ -118,19 +232,27 @@ def build_leaderboard(catalog_suites: Collection[str]) -> AssetsDefinition:
         """Published task scores for every evaluated model and suite, each marked with its
         open incidents (read from their announcements, not the `incidents` table, so a
         mark never waits for that table's refresh)."""
-        scores = {}
-        for key in published_partitions(context.instance):
-            try:
-                scores[key] = published_result(context.instance, key).value(
-                    "task_scores", artifacts
+        instance = context.instance
+        standings = []
+        for key in published_partitions(instance):
+            found = shown_result(instance, key, catalog_versions.get(split_partition_key(key)[1]))
+            if found is None:
+                context.log.warning(f"left out: {key} has no published result")
+                continue
+            result, provenance = found
+            standings.append(
+                Standing(
+                    key,
+                    result.value("task_scores", artifacts),
+                    provenance,
+                    latest_attempt(instance, key) or provenance,
                 )
-            except LookupError as exc:
-                context.log.warning(f"left out: {exc}")
+            )
         incidents = {
             key: [found.incident for found in group]
             for key, group in partition_incidents(context.instance, artifacts).items()
         }
-        rows = leaderboard_rows(scores, catalog_suites, incidents)
+        rows = leaderboard_rows(standings, catalog_versions, incidents)
         context.add_output_metadata(
             {
                 "evaluations": len(rows),
@@ -139,6 +261,8 @@ def build_leaderboard(catalog_suites: Collection[str]) -> AssetsDefinition:
                     {r["suite"] for r in rows if r["suite_status"] == NOT_IN_CATALOG}
                 ),
                 "with_open_incidents": sum(r["open_incidents"] > 0 for r in rows),
+                "limited": sum(r["limited"] for r in rows),
+                "stale": sum(r["stale"] for r in rows),
                 "table": MetadataValue.md(_markdown(rows)),
             }
         )

@@ -199,6 +199,10 @@ def _run_and_report(
         )
         return 0
     print(f"\nRun {run_id} succeeded. Task scores for {model.id} on {suite.name}:")
+    if scores["limited"]:
+        from assets.leaderboard import scope
+
+        print(f"{scope(scores)}: not a complete evaluation; it never replaces a complete result")
     print(
         _table(
             [
@@ -212,12 +216,7 @@ def _run_and_report(
     for task in (t["task"] for t in scores["tasks"]):  # suite order
         print(f"  {task}: {logs[task]['uri']}")
     print("\nLeaderboard:")
-    print(
-        _table(
-            [[r["suite"], r["model_id"], _fmt(r["overall"])] for r in leaderboard],
-            ["suite", "model", "overall"],
-        )
-    )
+    _print_leaderboard(leaderboard)
     print(
         f"\nDagster instance: {home}\nUI: `evalctl ui` then open http://127.0.0.1:3000/assets/task_scores"
     )
@@ -255,6 +254,50 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     print(_table(rows, ["run", "job", "partition", "status", "created", "tasks", "stop reason"]))
     return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """What the leaderboard asset holds (its latest materialization), not a recomputation."""
+    home = ensure_local_home()
+    from dagster import AssetKey
+
+    from eval_pipelines import definitions
+    from eval_pipelines.daemon import open_instance
+
+    instance = open_instance(home)
+    built = instance.get_latest_materialization_event(AssetKey("leaderboard"))
+    if built is None:
+        print(
+            f"error: the leaderboard was never built in {home}. Evaluate a model "
+            "(`evalctl run --model reference --suite smoke`, which refreshes it), or "
+            "materialize it: `evalctl ui`, then Assets > leaderboard > Materialize.",
+            file=sys.stderr,
+        )
+        return 1
+    logging.disable(logging.DEBUG)  # the IO manager's "Loading file from" line is not output
+    try:
+        rows = definitions.defs.load_asset_value("leaderboard", instance=instance)
+    finally:
+        logging.disable(logging.NOTSET)
+    if args.suite:
+        rows = [r for r in rows if r["suite"] == args.suite]
+        if not rows:
+            print(f"error: no row of suite {args.suite!r} on the leaderboard", file=sys.stderr)
+            return 1
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(built.timestamp))
+    if args.json:
+        print(json.dumps({"built_at": when, "run_id": built.run_id, "rows": rows}, indent=2))
+        return 0
+    print(f"Leaderboard built {when} by run {built.run_id}")
+    _print_leaderboard(rows)
+    return 0
+
+
+def _print_leaderboard(rows: list[dict]) -> None:
+    from assets.leaderboard import display_sections
+
+    for title, header, cells in display_sections(rows):
+        print(f"\n{title}\n{_table(cells, header)}")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -394,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="recent runs: status, stop reason, tasks done or partial")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
+
+    board = sub.add_parser(
+        "leaderboard", help="the leaderboard as last built: scores with n, version, status"
+    )
+    board.add_argument("--suite", help="only this suite's rows")
+    board.add_argument("--json", action="store_true", help="print the rows as JSON")
+    board.set_defaults(func=cmd_leaderboard)
 
     stop = sub.add_parser(
         "stop", help="stop a run now: model and tool calls end, sandboxes die, nothing published"

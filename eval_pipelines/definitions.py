@@ -58,7 +58,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         assets=[
             evaluation,
             build_incidents_asset(partitions_def),
-            build_leaderboard(set(catalog.suites)),
+            build_leaderboard({name: s.version for name, s in catalog.suites.items()}),
             *build_analytics_assets(),
             quarantine_state,
         ],

@@ -124,6 +124,12 @@ class _CheckedShape(_ConfigHasFields):
         return value
 
 
+def is_limited(sample_limit: int | None, epochs: int | None) -> bool:
+    """A run with a `sample_limit` or `epochs` override is not a complete evaluation of its
+    suite: its scores must never stand in for a complete run's."""
+    return sample_limit is not None or epochs is not None
+
+
 class PreparedEvaluation(BaseModel):
     """Everything later ops need, resolved and validated once."""
 
@@ -567,16 +573,21 @@ def publish_results(
 
     logs = {r.task: {"uri": r.log_uri, "inspect_status": r.inspect_status} for r in results}
     rows = [{**identity, **row.model_dump()} for r in results for row in r.rows]
+    # How each number was obtained: the overrides, and the epochs each task really ran.
+    overrides = {"sample_limit": evaluation.sample_limit, "epochs": evaluation.epochs}
+    epochs = {t.name: evaluation.epochs or t.epochs for t in suite.tasks}
+    score_rows = [{**r.score.model_dump(), "epochs": epochs[r.task]} for r in results]
     scores = {
         **identity,
         "run_id": evaluation.run_id,
         "evaluated_at": evaluation.started_at,
-        "tasks": [r.score.model_dump() for r in results],
+        "limited": is_limited(**overrides),
+        **overrides,
+        "tasks": score_rows,
     }
     prefix = f"results/model={model.id}/suite={suite.name}/{evaluation.run_id}"
 
     errored = sum(r["error"] is not None for r in rows)
-    score_rows = [r.score.model_dump() for r in results]
     outputs = {
         "eval_logs": (
             logs,
@@ -621,9 +632,20 @@ def publish_results(
                 "scores": MetadataValue.md(
                     _markdown_table(
                         score_rows,
-                        ["task", "mean", "stderr", "ci95_low", "ci95_high", "n", "errors"],
+                        [
+                            "task",
+                            "mean",
+                            "stderr",
+                            "ci95_low",
+                            "ci95_high",
+                            "n",
+                            "epochs",
+                            "errors",
+                        ],
                     )
                 ),
+                "limited": scores["limited"],
+                "overrides": ", ".join(f"{k}={v}" for k, v in overrides.items() if v) or "-",
                 # Resume: what this run took over from failed or stopped runs before it.
                 "reused_samples": sum(r.reused_samples for r in results),
                 "reused_from": ", ".join(

@@ -15,7 +15,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from pydantic import BaseModel, ConfigDict
 
 from eval_pipelines.jobs import EVALUATION_JOB, evaluation_config_of
-from eval_pipelines.ops import EVALUATED_AT_TAG, SUITE_VERSION_TAG
+from eval_pipelines.ops import EVALUATED_AT_TAG, SUITE_VERSION_TAG, is_limited
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX
 from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
@@ -91,7 +91,7 @@ def run_provenance(instance: DagsterInstance, run_id: str) -> Provenance:
         suite=suite,
         suite_version=run.tags.get(SUITE_VERSION_TAG, UNKNOWN_VERSION),
         status=run_status(run.status, run.tags),
-        limited=config.sample_limit is not None or config.epochs is not None,
+        limited=is_limited(config.sample_limit, config.epochs),
         sample_limit=config.sample_limit,
         epochs=config.epochs,
         evaluated_at=run.tags.get(EVALUATED_AT_TAG) or _iso(started),

@@ -8,6 +8,7 @@ every reader therefore takes the latest run that recorded all three, and never m
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dagster import (
@@ -67,6 +68,18 @@ def published_result(
     """
     if prefer_run and (result := run_result(instance, partition, prefer_run)):
         return result
+    result = next(published_results(instance, partition), None)
+    if result is None:
+        raise LookupError(
+            f"no published result for {partition}: no run recorded all of "
+            f"{', '.join(RESULT_ASSETS)}"
+        )
+    return result
+
+
+def published_results(instance: DagsterInstance, partition: str) -> Iterator[PublishedResult]:
+    """Every result of the partition (runs that recorded all three), newest first, quarantined
+    runs skipped. Lazy: the leaderboard stops at the first result of the kind it shows."""
     records_filter = AssetRecordsFilter(asset_key=_LAST_RESULT, asset_partitions=[partition])
     cursor = None
     while True:
@@ -75,12 +88,9 @@ def published_result(
             if _quarantined(instance, record.run_id):
                 continue
             if result := run_result(instance, partition, record.run_id):
-                return result
+                yield result
         if not page.has_more:
-            raise LookupError(
-                f"no published result for {partition}: no run recorded all of "
-                f"{', '.join(RESULT_ASSETS)}"
-            )
+            return
         cursor = page.cursor
 
 

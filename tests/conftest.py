@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import boto3
@@ -19,6 +20,31 @@ S3_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "test",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process (one per pytest-xdist worker) makes its sandboxes in a TMPDIR of its
+    own, so checks for leftover sandboxes and sandbox processes see only its own tests'.
+
+    Mode 0711: each sandbox's uid must reach its folder inside.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="test-session-", dir="/tmp"))
+    folder.chmod(0o711)
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = None  # recomputed from TMPDIR
+    config.stash[_SESSION_TMPDIR] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from eval_pipelines.sandbox._environment import reap_stale_sandboxes
+
+    folder = config.stash.get(_SESSION_TMPDIR, None)
+    if folder is not None:
+        reap_stale_sandboxes(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_SESSION_TMPDIR = pytest.StashKey[Path]()
 
 
 @pytest.fixture

@@ -51,36 +51,51 @@ def private_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def sandbox_processes(under: str | None = None) -> list[str]:
-    """Host processes running as a sandbox uid (there should be none between samples).
+    """Processes of the sandboxes made in `under` (default: this process's TMPDIR, which
+    tests/conftest.py makes private to each test process), plus any that outlived their
+    sandbox (its folder gone, yet still there a second later), whoever made it.
 
-    `under`: only those of sandboxes whose folder is in that TMPDIR (other tests' sandboxes
-    on a shared machine are not this test's business).
+    Other test processes' live sandboxes on a shared machine are not this test's business;
+    neither is a wrapper that has not joined its sandbox's cgroup yet.
     """
+    folder = Path(under or tempfile.gettempdir())
+    owned = _sandbox_owners()
+    found = [line for line, home in owned.items() if home == folder]
+    orphans = {line for line, home in owned.items() if home is _GONE}
+    if orphans:
+        time.sleep(1.0)  # a sandbox being torn down right now: its processes are dying
+        found += sorted(orphans & set(_sandbox_owners()))
+    return found
+
+
+_GONE = Path("/nonexistent-sandbox-folder")
+
+
+def _sandbox_owners() -> dict[str, Path]:
+    """`ps` line of each process in a sandbox cgroup -> that sandbox's folder, or _GONE."""
     lines = subprocess.run(
         ["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True, check=True
     ).stdout
-    found = [
-        line
-        for line in lines.splitlines()
-        if HOST_UID_RANGE[0] <= int(line.split()[0]) < HOST_UID_RANGE[1]
-    ]
-    if under is None:
-        return found
-    return [line for line in found if _sandbox_folder(int(line.split()[1]), under)]
-
-
-def _sandbox_folder(pid: int, under: str) -> bool:
-    """Is the process in the cgroup of a sandbox whose folder lives in `under`?"""
-    from pathlib import Path
-
-    try:
-        groups = Path(f"/proc/{pid}/cgroup").read_text().split()
-    except OSError:
-        return False
-    leaves = {g.rsplit("/", 1)[-1] for g in groups}
-    return any(
-        leaf.startswith("eval-sandbox-") and (Path(under) / leaf).exists() for leaf in leaves
-    )
+    owners = {}
+    for line in lines.splitlines():
+        uid, pid = (int(field) for field in line.split()[:2])
+        if not HOST_UID_RANGE[0] <= uid < HOST_UID_RANGE[1]:
+            continue
+        try:
+            groups = Path(f"/proc/{pid}/cgroup").read_text().split()
+        except OSError:
+            continue  # gone meanwhile
+        leaves = {g.rsplit("/", 1)[-1] for g in groups if "/eval-sandbox-" in g}
+        if not leaves:
+            continue  # not in its sandbox's cgroup yet
+        homes = [
+            found.parent
+            for leaf in leaves
+            for found in (Path("/tmp") / leaf, *Path("/tmp").glob(f"*/{leaf}"))
+            if found.exists()
+        ]
+        owners[line] = homes[0] if homes else _GONE
+    return owners
 
 
 def leftover_sandbox_dirs(under: str | None = None) -> list[str]:

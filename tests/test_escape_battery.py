@@ -22,6 +22,9 @@ from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
 from resources.artifact_store import LocalArtifactStore
 from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
 
+# One worker runs the whole module: its module-scoped evaluation is run once, not per worker.
+pytestmark = pytest.mark.xdist_group("escape-battery")
+
 SUITES = Path(__file__).parent / "data" / "suites"
 HOST_SECRET = "sk-host-secret-do-not-leak-0123456789"
 
@@ -42,7 +45,9 @@ EVIDENCE = {
     "privilege": r"(?s)unshare failed: Operation not permitted.*CapEff:\s+0+\b.*NoNewPrivs:\s+1",
     "fork-bomb": r"fork: retry: Resource temporarily unavailable",
     "memory-bomb": r"memory limit \(256 MB\) reached",
-    "cpu-spin": r"CPU time limit exceeded|cpu-spin-exit=(152|137)",
+    # The CPU-time limit, or the wall-time one first on a heavily loaded machine (the CPU
+    # limit alone is checked in tests/test_sandbox.py).
+    "cpu-spin": r"CPU time limit exceeded|cpu-spin-exit=(152|137)|Command timed out",
     "disk-fill": r"No space left on device|File size limit exceeded",
     "output-flood": r"exceeded its output limit",
     "sleep-past-wall-time": r"timed out",

@@ -83,7 +83,7 @@ def test_ui_launch_with_out_of_range_values_is_refused_before_a_run_exists(
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])
         port = services["port"]
-        services["services"][0].wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=90)
+        services["services"][0].wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
         for config, field in BAD_VALUES:
             params = {
                 "selector": {

@@ -230,7 +230,7 @@ def test_the_worker_tag_names_the_evalctl_process(ledger: Path, dagster_home: Pa
 
 def ui_launch(services: dict, instance: DagsterInstance, executor: str) -> str:
     webserver, _ = services["services"]
-    webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=90)
+    webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=180)
     return launch_from_the_ui_api(services["port"], instance, executor, EPOCHS)
 
 

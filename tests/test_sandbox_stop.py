@@ -78,3 +78,19 @@ def test_a_sandbox_made_without_cancel_is_handed_over():
     destroyed: list[object] = []
     assert asyncio.run(_made_in_thread(lambda: "sandbox", destroyed.append)) == "sandbox"
     assert destroyed == []
+
+
+def test_a_sandbox_dropped_without_destroy_is_torn_down():
+    """A sample whose cleanup never ran must not leave its folder, tmpfs and cgroup behind
+    for as long as its (long-lived) process lives: the reaper skips live owners."""
+    import gc
+
+    require_sandbox_host()
+    sandbox = _Sandbox(SandboxSpec())
+    root, work, cgroup_dirs = sandbox.root, sandbox.work, list(sandbox.cgroup.dirs)
+    assert f" {work} " in open("/proc/self/mountinfo").read()
+    del sandbox
+    gc.collect()
+    assert not root.exists()
+    assert f" {work} " not in open("/proc/self/mountinfo").read()
+    assert not any(d.exists() for d in cgroup_dirs)

@@ -78,7 +78,7 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])
 
         webserver, daemon = services["services"]
-        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=60)
+        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=180)
         daemon.check_alive()
 
         client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
@@ -170,7 +170,7 @@ def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(model_partitions.name, ["red-team"])
         webserver, _ = services["services"]
-        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=60)
+        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=180)
         client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
         run_id = client.submit_job_execution(
             "evaluate",
@@ -215,7 +215,7 @@ def test_evalctl_ui_serves_the_project_without_an_activated_venv(
     bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(dagster_home)}
     ui = Service("evalctl-ui", [str(BIN / "evalctl"), "ui", "--port", str(port)], tmp_path, bare)
     try:
-        ui.wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=60)
+        ui.wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
         query = {
             "query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
         }
@@ -256,7 +256,7 @@ def test_per_model_limit_holds_launches_that_add_no_tags(services: dict):
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])
         webserver, _ = services["services"]
-        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=60)
+        webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=180)
         client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
         selector = {
             "repositoryLocationName": "evals",

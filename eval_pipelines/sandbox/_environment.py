@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,11 @@ class _Sandbox:
         self.root = Path(tempfile.mkdtemp(prefix="eval-sandbox-"))
         self.work = self.root / "work"
         self.cgroup: Cgroup | None = None
+        # Torn down once: by `destroy()`, or when this object is dropped without it (a sample
+        # whose cleanup never ran), at the latest when the process exits. Otherwise a
+        # long-lived owner (a test session, an in-process run) keeps it from the reaper.
+        self._cgroup_dirs: list[Path] = []
+        self._release = weakref.finalize(self, _teardown, self.root, self._cgroup_dirs)
         try:
             self._create()
         except Exception as exc:
@@ -144,6 +150,7 @@ class _Sandbox:
                 cpu_cores=self.spec.cpu,
             ),
         )
+        self._cgroup_dirs.extend(self.cgroup.dirs)
         owner = {
             "pid": os.getpid(),
             "start": _start_time(os.getpid()),
@@ -153,7 +160,7 @@ class _Sandbox:
 
     def destroy(self) -> None:
         """Kill whatever is left, release the cgroup, unmount and delete the work dir."""
-        _teardown(self.root, self.cgroup.dirs if self.cgroup else [])
+        self._release()
 
     def command(
         self,
