@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--reason", required=True, help="why it is safe again (recorded)")
     quarantine.set_defaults(func=cmd_quarantine)
 
-    from eval_pipelines.analytics.report import add_commands
+    from eval_pipelines.analytics.commands import add_commands
 
     add_commands(sub)
 
