@@ -106,8 +106,15 @@ def evaluation_history(
     )
 
 
-def _manifest(context: AssetExecutionContext, artifacts: ArtifactStore) -> pd.DataFrame:
-    return latest_table(context.instance, artifacts, HISTORY)
+def _manifest(
+    context: AssetExecutionContext, artifacts: ArtifactStore, *, quarantined: bool = True
+) -> pd.DataFrame:
+    """The history's runs; `quarantined=False` leaves out runs under quarantine, whose
+    results the trends and comparisons do not use (the history and outcomes keep them)."""
+    manifest = latest_table(context.instance, artifacts, HISTORY)
+    if quarantined:
+        return manifest
+    return manifest[~manifest["run_id"].isin(runs.quarantined_runs(context.instance))]
 
 
 _AFTER_HISTORY = AutomationCondition.eager()
@@ -116,7 +123,9 @@ _AFTER_HISTORY = AutomationCondition.eager()
 @asset(name=TRENDS, group_name=GROUP, deps=[HISTORY], automation_condition=_AFTER_HISTORY)
 def score_trends(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     """Each (model, suite, task) score over time, with the change since the previous run."""
-    trends = stats.score_trends(history.load_tasks(artifacts, _manifest(context, artifacts)))
+    trends = stats.score_trends(
+        history.load_tasks(artifacts, _manifest(context, artifacts, quarantined=False))
+    )
     summary = stats.trends_summary(trends)
     plotted = (
         {f"latest/{r.model_id}|{r.suite}|{r.task}": float(r.latest) for r in summary.itertuples()}
@@ -147,7 +156,9 @@ def score_trends(context: AssetExecutionContext, artifacts: ArtifactStore) -> Ma
 def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     """Every pair of models evaluated on the same samples of a suite: per task, the paired
     difference (a - b) with its 95% CI and whether it is significant, and the runs compared."""
-    table = stats.model_comparison(_manifest(context, artifacts), history.sample_loader(artifacts))
+    table = stats.model_comparison(
+        _manifest(context, artifacts, quarantined=False), history.sample_loader(artifacts)
+    )
     return MaterializeResult(
         metadata={
             TABLE_METADATA: MetadataValue.url(

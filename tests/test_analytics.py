@@ -18,6 +18,7 @@ from eval_pipelines.analytics.history import (
     load_tasks,
 )
 from eval_pipelines.analytics.store import TABLE_METADATA, read_frame
+from eval_pipelines.records import QUARANTINED_TAG
 from resources.artifact_store import LocalArtifactStore
 from tests.test_evaluation_job import run_evaluation
 
@@ -229,6 +230,12 @@ def test_history_is_append_only_and_compare_prints_paired_cis(defs, instance, ca
     assert f"runs {ref.run_id} vs {weak.run_id}" in printed and "theory-of-mind" in printed
     assert cli.main(["history", "--model", "reference", "--suite", "smoke"]) == 0
     assert ref.run_id in capsys.readouterr().out
+
+    # A quarantined run's results leave the comparison (as they leave the leaderboard).
+    instance.add_run_tags(weak.run_id, {QUARANTINED_TAG: "incident-1"})
+    assert cli.main(["compare", "reference", "weak", "--suite", "smoke", "--refresh"]) == 1
+    assert "no paired samples of reference and weak" in capsys.readouterr().err
+    assert cli.main(["history", "--model", "weak"]) == 0  # the history keeps every run
 
 
 def test_new_results_request_the_history_and_what_derives_from_it(defs, instance):

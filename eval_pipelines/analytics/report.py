@@ -25,24 +25,34 @@ _HISTORY_COLUMNS = [
 _COMPARE_COLUMNS = ["task", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "significant"]
 
 
+class RefreshFailed(RuntimeError):
+    """`--refresh` could not rebuild the analytics assets."""
+
+
 def _open(refresh: bool):
-    """The instance and artifact store, after refreshing the analytics assets if asked."""
-    from eval_pipelines import definitions
+    """The instance and artifact store of this home, after refreshing the analytics assets
+    if asked. Definitions are built here, after DAGSTER_HOME is settled, so the artifact
+    store is this home's."""
+    from assets.analytics import ANALYTICS_JOB
     from eval_pipelines.daemon import open_instance
+    from eval_pipelines.definitions import build_definitions
     from eval_pipelines.home import ensure_local_home
 
     instance = open_instance(ensure_local_home())
+    defs = build_definitions()
     if refresh:
-        from assets.analytics import ANALYTICS_JOB
-
-        result = definitions.defs.resolve_job_def(ANALYTICS_JOB).execute_in_process(
+        result = defs.resolve_job_def(ANALYTICS_JOB).execute_in_process(
             instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             raise_on_error=False,
         )
         if not result.success:
-            raise RuntimeError(f"refreshing the analytics assets failed (run {result.run_id})")
-    return instance, definitions.defs.resources["artifacts"]
+            failures = [e.message for e in result.all_events if e.is_step_failure]
+            raise RefreshFailed(
+                f"refreshing the analytics assets failed (run {result.run_id}): "
+                + ("; ".join(failures) or "see `evalctl ui`")
+            )
+    return instance, defs.resources["artifacts"]
 
 
 def _print(frame: pd.DataFrame, columns: list[str], as_json: bool) -> None:
@@ -93,10 +103,10 @@ def compare_table(comparison: pd.DataFrame, a: str, b: str, suite: str) -> pd.Da
 
 def _latest(refresh: bool, asset: str):
     """(artifacts, the asset's table), or None after saying how to build it."""
-    instance, artifacts = _open(refresh)
     try:
+        instance, artifacts = _open(refresh)
         return artifacts, latest_table(instance, artifacts, asset)
-    except NotBuiltError as exc:
+    except (NotBuiltError, RefreshFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 

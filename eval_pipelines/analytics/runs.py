@@ -8,12 +8,22 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from eval_pipelines.analytics.history import RunFrames
 from eval_pipelines.jobs import EVALUATION_JOB
 from eval_pipelines.provenance import run_provenance
-from eval_pipelines.records import run_result
+from eval_pipelines.records import QUARANTINED_TAG, run_result
 from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX, TaskCheckpoint
 from resources.artifact_store import ArtifactStore
 
 # A run enters the history once it can no longer change.
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+
+
+def quarantined_runs(instance: DagsterInstance) -> set[str]:
+    """Runs held by the quarantine job (tag `eval/quarantined`, whose value is the incident):
+    like the leaderboard, trends and comparisons leave their results out."""
+    incidents = {v for _, values in instance.get_run_tags([QUARANTINED_TAG]) for v in values}
+    if not incidents:
+        return set()
+    held = instance.get_runs(RunsFilter(tags={QUARANTINED_TAG: sorted(incidents)}))
+    return {run.run_id for run in held}
 
 
 def finished_runs(instance: DagsterInstance, known: set[str]) -> list[DagsterRun]:
