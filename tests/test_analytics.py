@@ -6,6 +6,7 @@ import math
 import pandas as pd
 import pytest
 from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
+from dagster_aws.s3 import S3Resource
 
 from assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOB
 from eval_pipelines import cli
@@ -16,10 +17,12 @@ from eval_pipelines.analytics.history import (
     append_runs,
     empty_manifest,
     load_tasks,
+    sample_loader,
 )
 from eval_pipelines.analytics.store import TABLE_METADATA, read_frame
 from eval_pipelines.records import QUARANTINED_TAG
 from resources.artifact_store import LocalArtifactStore
+from resources.s3_artifact_store import S3ArtifactStore
 from tests.test_evaluation_job import run_evaluation
 
 
@@ -284,3 +287,16 @@ def test_append_skips_known_runs_and_never_rewrites_parts(tmp_path):
     assert all(p.read_bytes() == data for p, data in files.items())
     assert load_tasks(store, second)["mean"].tolist() == [1.0, 0.5]
     assert append_runs(store, second, [_run_frames("r2", 0.0)]) is second
+
+
+def test_history_and_comparison_on_s3(s3_endpoint):
+    """The scale deployment's store: the same code path writes and reads Parquet on S3."""
+    store = S3ArtifactStore(s3=S3Resource(endpoint_url=s3_endpoint), bucket="evals", prefix="p")
+    manifest = append_runs(store, empty_manifest(), [_run_frames("r1", 1.0)])
+    other = _run_frames("r2", 0.0)
+    manifest = append_runs(
+        store, manifest, [RunFrames({**other.run, "model_id": "b"}, other.tasks, other.samples)]
+    )
+    assert manifest["tasks_uri"].str.startswith("s3://").all()
+    [row] = stats.model_comparison(manifest, sample_loader(store)).to_dict("records")
+    assert (row["model_a"], row["model_b"], row["n"], row["diff"]) == ("a", "b", 1, 1.0)
