@@ -43,7 +43,9 @@ SAMPLE_COLUMNS = ["run_id", "task", "sample_id", "epoch", "score"]
 
 @dataclass(frozen=True)
 class RunFrames:
-    """One run's rows: `run` is its manifest row without the part URIs."""
+    """One run's rows: `run` is its manifest row without the part URIs; `tasks` has task,
+    published, mean, stderr, n, errors; `samples` (None if it published nothing) has task,
+    sample_id, epoch, score (NaN when unscored or errored)."""
 
     run: dict
     tasks: pd.DataFrame
@@ -97,12 +99,10 @@ def append_runs(
     if not added:
         return manifest
     flush()
-    new = pd.DataFrame(added).drop(columns=["tasks_uri"], errors="ignore")
+    new = pd.DataFrame(added)
     run_fields = [c for c in TASK_COLUMNS if c in new.columns]
-    tasks = pd.concat(task_frames, ignore_index=True).drop(
-        columns=[c for c in run_fields if c != "run_id"], errors="ignore"
-    )
-    tasks = tasks.merge(new[run_fields], on="run_id")[TASK_COLUMNS].astype(TASK_DTYPES)
+    tasks = pd.concat(task_frames, ignore_index=True).merge(new[run_fields], on="run_id")
+    tasks = tasks[TASK_COLUMNS].astype(TASK_DTYPES)
     new["tasks_uri"] = write_frame(artifacts, f"{PREFIX}/tasks", tasks)
     new = new[RUN_COLUMNS]
     return new if manifest.empty else pd.concat([manifest, new], ignore_index=True)
