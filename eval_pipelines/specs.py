@@ -10,7 +10,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -61,6 +61,10 @@ class ModelSpec(_Spec):
     base_url: str | None = None
     generation: GenerationParams = GenerationParams()
     model_args: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Annotated[str, Field(pattern=_ID_PATTERN)]] = Field(
+        default_factory=list,
+        description="Labels a benchmark programme can select models by (`models: {tags: [..]}`).",
+    )
 
     @field_validator("model")
     @classmethod
@@ -199,6 +203,16 @@ class SuiteSpec(_Spec):
     safety: SuiteSafety = Field(
         default_factory=lambda: SuiteSafety(),
         description="Rules that tighten the platform's safety baseline for this suite.",
+    )
+    on_new_model: bool = Field(
+        default=False,
+        description="Evaluate each model that arrives in the catalog on this suite, once per "
+        "suite version (the model_arrival_sensor).",
+    )
+    reevaluate_on_new_version: bool = Field(
+        default=False,
+        description="When the version changes, re-evaluate the models with results on an "
+        "older version, once each.",
     )
     source_dir: Path | None = Field(default=None, exclude=True)
 
