@@ -67,6 +67,11 @@ class ProgrammeSpec(_Spec):
         default_factory=dict,
         description="Evaluation config of each run (sample_limit, epochs, limits, ...).",
     )
+    executor: Literal["in_process", "multiprocess"] | None = Field(
+        default=None,
+        description="Executor of each run; unset uses the deployment's default (in-process "
+        "is several times faster locally, multiprocess is one process per op, like pods).",
+    )
     source_file: Path | None = Field(default=None, exclude=True)
 
     @field_validator("cron")
@@ -107,6 +112,11 @@ class ProgrammeSpec(_Spec):
                 "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             ) from None
         return value
+
+    def run_config(self) -> dict:
+        """Run config of the evaluate job for each of this programme's runs."""
+        executor = {"execution": {"config": {self.executor: {}}}} if self.executor else {}
+        return {**evaluation_run_config(self.config), **executor}
 
     def unknown_references(self, suites: set[str], models: set[str]) -> list[str]:
         """Why the programme cannot run in a catalog with these suites and models."""
@@ -153,13 +163,13 @@ def quarantined_models(instance: DagsterInstance) -> dict[str, str]:
 
 
 def _request(
-    run_key: str, model: str, suite: str, tags: dict[str, str], config: dict | None = None
+    run_key: str, model: str, suite: str, tags: dict[str, str], run_config: dict
 ) -> RunRequest:
     """A run of the evaluate job on (model, suite); `tags` become `eval/<key>` run tags."""
     return RunRequest(
         run_key=run_key,
         partition_key=partition_key(model, suite),
-        run_config=evaluation_run_config(config or {}),
+        run_config=run_config,
         tags=EvalRequest(model=model, suite=suite, tags=tags).run_tags(),
     )
 
@@ -195,7 +205,7 @@ def scheduled_requests(
             key = f"{prefix}{model}|{suite}"
             if key not in used:
                 tags = {"programme": programme.name, "trigger": "schedule"}
-                requests.append(_request(key, model, suite, tags, programme.config))
+                requests.append(_request(key, model, suite, tags, programme.run_config()))
     return requests
 
 
@@ -260,4 +270,4 @@ def arrival_requests(
 
 def _arrival(model: str, suite: SuiteSpec, trigger: str) -> RunRequest:
     tags = {"trigger": trigger, "suite_version": suite.version}
-    return _request(once_key(model, suite), model, suite.name, tags)
+    return _request(once_key(model, suite), model, suite.name, tags, evaluation_run_config({}))
