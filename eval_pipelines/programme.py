@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eval_pipelines.jobs import evaluation_run_config
 from eval_pipelines.ops import EvaluationConfig
-from eval_pipelines.partitions import model_partitions, partition_key
+from eval_pipelines.partitions import evaluation_partitions, model_partitions, partition_key
 from eval_pipelines.records import published_partitions
 from eval_pipelines.safety.quarantine import all_states
 from eval_pipelines.specs import EvalRequest, ModelSpec, SuiteSpec
@@ -165,12 +165,21 @@ def quarantined_models(instance: DagsterInstance) -> dict[str, str]:
 def _request(
     run_key: str, model: str, suite: str, tags: dict[str, str], run_config: dict
 ) -> RunRequest:
-    """A run of the evaluate job on (model, suite); `tags` become `eval/<key>` run tags."""
+    """A run of the evaluate job on (model, suite); `tags` become `eval/<key>` run tags.
+
+    The request carries the partition's tags already, as Dagster would add them: it then
+    skips checking each request's dynamic partition with its own query (a thousand queries
+    per tick with a thousand models). Callers only request partitions that exist.
+    """
+    key = partition_key(model, suite)
     return RunRequest(
         run_key=run_key,
-        partition_key=partition_key(model, suite),
+        partition_key=key,
         run_config=run_config,
-        tags=EvalRequest(model=model, suite=suite, tags=tags).run_tags(),
+        tags={
+            **evaluation_partitions([suite]).get_tags_for_partition_key(key),
+            **EvalRequest(model=model, suite=suite, tags=tags).run_tags(),
+        },
     )
 
 
