@@ -216,6 +216,31 @@ def test_shipped_catalog_requests_nothing_on_arrival(defs, instance):
     assert arrival_tick(defs, instance).run_requests == []
 
 
+def test_backfill_of_a_suite_over_all_models_targets_each_model_once(defs, instance):
+    """What the UI's backfill dialog submits for suite=smoke, every model: an asset backfill
+    of the three result assets, accepted by the instance, one partition per model."""
+    from dagster import AssetKey
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    assets = [AssetKey(a) for a in ("eval_logs", "sample_results", "task_scores")]
+    keys = [f"{m}|smoke" for m in instance.get_dynamic_partitions("models")]
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id="smokeall", asset_graph=defs.resolve_asset_graph(), partition_names=keys,
+        asset_selection=assets, backfill_timestamp=time.time(), tags={},
+        dynamic_partitions_store=instance, all_partitions=False, title=None, description=None,
+        run_config=None,
+    )  # fmt: skip
+    instance.add_backfill(backfill)
+    stored = instance.get_backfill("smokeall")
+    assert stored.status == BulkActionStatus.REQUESTED
+    target = stored.asset_backfill_data.target_subset
+    for asset in assets:
+        assert set(target.get_partitions_subset(asset).get_partition_keys()) == {
+            "reference|smoke",
+            "weak|smoke",
+        }
+
+
 # --- With the real daemon ------------------------------------------------------------
 
 
