@@ -161,6 +161,29 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     assert SafetyCursor.parse(later.cursor).incidents > SafetyCursor.parse(again.cursor).incidents
 
 
+def test_an_alert_run_that_failed_before_delivering_is_launched_again(
+    defs, instance, dagster_home, monkeypatch: pytest.MonkeyPatch
+):
+    """The daemon could not dequeue the alert run (its code server timed out on a loaded
+    host, seen in tests/test_safety_e2e.py) and marked it failed: no channel recorded
+    anything, yet the alert is launched again, not lost."""
+    monkeypatch.setenv(RETRY_ENV, "0")
+    incident = incident_for(fake_run(instance, DagsterRunStatus.SUCCESS), action="record")
+    record_incident(instance, artifacts(dagster_home), incident)
+    first = tick(defs, instance, None)
+    [request] = [r for r in first.run_requests if r.job_name == "safety_alert"]
+    instance.add_run(
+        DagsterRun(
+            job_name="safety_alert", run_id=str(uuid.uuid4()), status=DagsterRunStatus.FAILURE,
+            run_config=request.run_config, tags=request.tags,
+        )
+    )  # fmt: skip
+    retry = tick(defs, instance, first.cursor)
+    assert keys_of(retry, "safety_alert") == [f"{incident.id}:safety_alert:retry-1"]
+    [again] = retry.run_requests
+    assert again.run_config == request.run_config and again.tags == request.tags
+
+
 def test_alert_request_config_refuses_both_or_neither_source():
     from eval_pipelines.safety.jobs import AlertRequest
 
