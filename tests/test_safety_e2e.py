@@ -133,12 +133,13 @@ def test_red_team_launched_from_the_ui_is_stopped_alerted_and_quarantined(
         validate_evaluation(Catalog.default(), MODEL, SUITE, sandbox, instance)
 
 
-# Two tasks (two op processes), each running its three samples one after the other with
-# the reference agent at 3 s per model call: checksum (bash), count-errors (bash), then
-# sum-of-squares, whose python call a rule of the suite makes stop the whole evaluation,
-# some 15 s into each task. By then both processes are mid-task (their start-up may differ
-# by seconds), and honest work before it raises no incident: the stop is the only one, so
-# evalctl waits for a handful of safety runs, not one per red-team attempt.
+# Two tasks (two op processes), samples one after the other, the reference agent at 3 s per
+# model call. first-tools runs checksum (bash), count-errors (bash), then sum-of-squares,
+# whose python call a rule of the suite makes stop the whole evaluation, some 15 s in.
+# second-tools repeats checksum and count-errors (4 epochs, no python): it is mid-task when
+# the stop lands and only the run's cancel, from the other process, can stop it. Honest work
+# raises no incident: the stop is the only one, so evalctl waits for two safety runs, not
+# one per red-team attempt (a red-team version raised 18 and outwaited evalctl's 300 s).
 TWO_TASKS = """
 name: two-tasks
 version: "1"
@@ -149,6 +150,8 @@ tasks:
     sandbox: &box {memory_mb: 256, pids: 64, disk_mb: 16, timeout_seconds: 20, cpu_seconds: 5}
   - name: second-tools
     task: eval_pipelines/agentic_smoke
+    limit: 2
+    epochs: 4
     sandbox: *box
 safety:
   rules:
@@ -209,20 +212,25 @@ def test_evalctl_run_stopped_mid_way_in_two_op_processes_leaves_nothing_and_wait
             (i for i in incidents(instance, artifacts) if i.run_id == evaluation.run_id),
             key=lambda i: i.detected_at,
         )
-        # Honest work raised nothing; each process may have hit the rule before it stopped.
-        assert found and all(i.rule_id == STOP_RULE and i.killed_at for i in found), found
-        stop = found[0]
+        # Honest work raised nothing: one incident, first-tools' python call.
+        [stop] = found
+        assert (stop.rule_id, stop.task, stop.sample_id) == (
+            STOP_RULE,
+            "first-tools",
+            "sum-of-squares",
+        )
+        assert stop.action == "stop_evaluation" and stop.killed_at, stop
 
-        # evalctl returned only once every incident was alerted and quarantined: those
-        # runs had already succeeded when it exited (nothing is awaited here).
-        for incident in found:
-            done = finished_runs(instance, incident.id)
-            assert done.get(SAFETY_ALERT_JOB) == DagsterRunStatus.SUCCESS, (incident, done)
-            assert done.get(QUARANTINE_JOB) == DagsterRunStatus.SUCCESS, (incident, done)
-            assert all(receiver.got(channel, incident.id) for channel in CHANNELS), incident
+        # evalctl returned only once the incident was alerted and quarantined: those runs
+        # had already succeeded when it exited (nothing is awaited here).
+        done = finished_runs(instance, stop.id)
+        assert done.get(SAFETY_ALERT_JOB) == DagsterRunStatus.SUCCESS, done
+        assert done.get(QUARANTINE_JOB) == DagsterRunStatus.SUCCESS, done
+        assert all(receiver.got(channel, stop.id) for channel in CHANNELS)
 
         # Both op processes were mid-task when the stop landed: each task's audit trail
-        # (stored with its partial log) has tool calls before it, and none after it.
+        # (stored with its partial log) has tool calls before it, and none after it
+        # (second-tools' process stopped on the run's cancel alone).
         for name in TWO_TASK_NAMES:
             tag = evaluation.tags.get(TASK_TAG_PREFIX + task_key(name))
             assert tag, f"{name}: no checkpoint, the task never ran"
