@@ -8,7 +8,7 @@ tick timing: a tick repeated after a daemon restart asks for the same keys and t
 skips those that exist. It also ends an evaluation that should have stopped and has not.
 It then reads `alert_deliveries` observations: an alert a channel did not take is launched
 again, with backoff, until every channel has it (each channel gets it once). An alert run
-that failed without recording any delivery (never dequeued) counts as undelivered.
+that ended without ever starting (never dequeued) counts as undelivered.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -73,7 +74,7 @@ class SafetyCursor:
     incidents: int = 0
     deliveries: int = 0
     pending: dict[str, Pending] = field(default_factory=dict)
-    failed_runs: float = 0.0  # update time of the last failed alert run looked at
+    failed_runs: float = 0.0  # update time of the last ended alert run looked at
 
     @classmethod
     def parse(cls, text: str | None) -> SafetyCursor:
@@ -147,13 +148,12 @@ def _alert_in_progress(instance: DagsterInstance, alert_id: str) -> bool:
     )
 
 
-def _failed_before_delivering(
-    instance: DagsterInstance, cursor: SafetyCursor
-) -> list[tuple[str, str]]:
-    """(alert, run) of alert runs that ended without recording any delivery: undelivered too.
+def _never_started(instance: DagsterInstance, cursor: SafetyCursor) -> list[tuple[str, str]]:
+    """(alert, run) of alert runs that ended without ever starting: undelivered too.
 
     E.g. the daemon could not dequeue the run (its code server timed out on a loaded host)
-    and marked it failed before its op ran: no `alert_deliveries` observation says so.
+    and marked it failed before its op ran: no `alert_deliveries` observation says so. A run
+    that started and failed on its own (no channel configured) has said why, and stays so.
     """
     records = instance.get_run_records(
         RunsFilter(
@@ -166,14 +166,12 @@ def _failed_before_delivering(
     found = []
     for record in records:
         cursor.failed_runs = max(cursor.failed_runs, record.update_timestamp.timestamp())
-        alert_id = record.dagster_run.tags.get(ALERT_TAG)
-        if alert_id is None:
-            continue
-        deliveries = instance.fetch_observations(
-            AssetRecordsFilter(asset_key=ALERT_DELIVERIES, asset_partitions=[alert_id]), limit=500
+        run = record.dagster_run
+        started = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.RUN_START, limit=1
         ).records
-        if not any(d.run_id == record.dagster_run.run_id for d in deliveries):
-            found.append((alert_id, record.dagster_run.run_id))
+        if ALERT_TAG in run.tags and not started:
+            found.append((run.tags[ALERT_TAG], run.run_id))
     return found
 
 
@@ -192,7 +190,7 @@ def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> l
         meta = record.asset_observation.metadata
         key = (str(meta["alert_id"].value), record.run_id)
         outcome[key] = outcome.get(key, True) and bool(meta["delivered"].value)
-    for alert_id, run_id in _failed_before_delivering(instance, cursor):
+    for alert_id, run_id in _never_started(instance, cursor):
         outcome.setdefault((alert_id, run_id), False)
     for (alert_id, run_id), delivered in outcome.items():
         if delivered:
