@@ -131,6 +131,7 @@ def _run_and_report(
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.partitions import model_partitions, partition_key
     from eval_pipelines.records import run_result
+    from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
     from eval_pipelines.stopping import STOP_REASON_TAG
 
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
@@ -162,8 +163,14 @@ def _run_and_report(
         run_id = launch.submit(instance, job.name, run_config, tags)
         print(f"Run {run_id} queued; waiting for the daemon to start it", file=sys.stderr)
         status, events = launch.follow(instance, home, run_id, _print_progress)
+    run_tags = instance.get_run_by_id(run_id).tags
+    if run_tags.get(SAFETY_STOPPED_TAG):  # CANCELED or FAILURE: the monitor's stop, said so
+        why = run_tags.get(STOP_REASON_TAG, "no reason recorded")
+        print(f"\nRun {run_id} was safety-stopped ({why}): nothing published; its incidents "
+              "are in the `incidents` asset (`evalctl ui`).", file=sys.stderr)  # fmt: skip
+        return 1
     if status == DagsterRunStatus.CANCELED:
-        why = instance.get_run_by_id(run_id).tags.get(STOP_REASON_TAG, "terminated")
+        why = run_tags.get(STOP_REASON_TAG, "terminated")
         print(f"\nRun {run_id} was stopped ({why}): nothing published; finished work is kept "
               "for a re-run to resume (`evalctl runs`).", file=sys.stderr)  # fmt: skip
         return 1
