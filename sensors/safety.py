@@ -50,10 +50,10 @@ from eval_pipelines.safety.jobs import (
     quarantine_job,
     safety_alert_job,
 )
+from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
 from eval_pipelines.stopping import STOP_REASON_TAG
 from resources.artifact_store import ArtifactStore
 
-SAFETY_STOPPED_TAG = "eval/safety-stopped"
 RETRY_ENV = "EVAL_ALERT_RETRY_SECONDS"
 MAX_RETRY_SECONDS = 900
 _UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
