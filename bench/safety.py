@@ -1,22 +1,26 @@
 """Safety bench (issue 7 item 9): how fast a violation is acted on, and what watching costs.
 
-    python bench/safety.py [--violations 30] [--calls 30] [--runs 30]
+    python bench/safety.py [--violations 30] [--calls 30] [--runs 30] [--concurrent 3]
 
 Prints, over >= 30 violations (hidden network attempts, seen at the kernel boundary):
 - detection -> sandbox processes dead: a bus subscriber stops the call (as the monitor
   does); dead = the exec has returned with its processes killed and reaped;
 - detection -> sample ended: a real evaluation (in-process `evaluate` job) whose suite makes
   `network-attempt` stop_sample, one violation per sample; ended = the incident's killed_at;
-- detection -> run ended and -> alert received: `--runs` red-team|red-team runs launched
-  as from the UI (GraphQL, in_process executor) against a real webserver and daemon, one
-  after the other, each stopped by its first critical hit; ended = the run record's end
-  time (CANCELED or FAILURE); received = when a local HTTP receiver had the incident's
-  alert on every channel (webhook, Slack, PagerDuty). Each run quarantines red-team: the
-  bench lifts it once the quarantine run has marked it. `--runs 0` skips this part;
+- detection -> run ended and -> alert received: `--runs` runs of the red-team agent on the
+  red-team suite launched as from the UI (GraphQL, in_process executor) against a real
+  webserver and daemon, `--concurrent` at a time, each stopped by its first critical hit;
+  ended = the run record's end time (CANCELED or FAILURE); received = when a local HTTP
+  receiver had the incident's alert on every channel (webhook, Slack, PagerDuty). Each run
+  has a model id of its own (`bench-red-team-<n>`, scripted/red-team), so neither the
+  queue's one-evaluation-per-model limit nor the quarantine each stop puts on its model
+  holds the others back; the bench's instance raises the evaluations' queue limit to
+  `--concurrent` (the shipped dagster.yaml allows 2). `--runs 0` skips this part;
 - the monitor's added cost per tool call (p50): the same `true` exec with and without a
   SafetyMonitor judging its events, plus the approver and reviewer per call.
 Needs root and bubblewrap (like the sandbox). About a minute on an idle 2-core host, plus
-about a minute per daemon run (75 s measured on a busy 2-core host).
+the daemon runs: about a minute each (75 s measured on a busy 2-core host), `--concurrent`
+of them at once.
 """
 
 from __future__ import annotations
@@ -200,20 +204,37 @@ def sample_ended(n: int, home: Path) -> list[float]:
     return [i.killed_at - i.detected_at for i in latest.values()]
 
 
-def daemon_stops(runs: int, home: Path) -> tuple[list[float], list[float]]:
+def daemon_stops(runs: int, concurrent: int, home: Path) -> tuple[list[float], list[float]]:
     """Detection -> run ended, detection -> alert received on every channel, per run."""
+    import yaml
+
     from resources.alerting import ALERT_ENV, PAGERDUTY_ROUTING_KEY_ENV
     from tests.services import PROJECT_ROOT, dagster_services, free_port
     from tests.test_safety_response import Receiver
 
     receiver = Receiver()
-    daemon_home = home / "daemon"
+    daemon_home, models = home / "daemon", home / "daemon-models"
     daemon_home.mkdir()
-    (daemon_home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    for variable in ("EVAL_SUITE_PATH", "EVAL_MODEL_PATH"):
-        os.environ.pop(variable, None)
+    models.mkdir()
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    queue = config["run_coordinator"]["config"]
+    evaluations = next(t for t in queue["tag_concurrency_limits"] if t["key"] == "kind")
+    # Safety runs keep the room the shipped config gives them beside the evaluations.
+    queue["max_concurrent_runs"] += concurrent - evaluations["limit"]
+    evaluations["limit"] = concurrent
+    (daemon_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    ids = [f"bench-red-team-{number}" for number in range(runs)]
+    for model in ids:
+        (models / f"{model}.yaml").write_text(f"id: {model}\nmodel: scripted/red-team\n")
+    os.environ.pop("EVAL_SUITE_PATH", None)
     os.environ.update({var: f"{receiver.url}/{channel}" for channel, var in ALERT_ENV.items()})
-    os.environ.update({"DAGSTER_HOME": str(daemon_home), PAGERDUTY_ROUTING_KEY_ENV: "bench"})
+    os.environ.update(
+        {
+            "DAGSTER_HOME": str(daemon_home),
+            "EVAL_MODEL_PATH": str(models),
+            PAGERDUTY_ROUTING_KEY_ENV: "bench",
+        }
+    )
     DagsterInstance.get().dispose()  # the schema, before the services race to create it
     port = free_port()
     services = dagster_services(home, port, dict(os.environ))
@@ -222,8 +243,9 @@ def daemon_stops(runs: int, home: Path) -> tuple[list[float], list[float]]:
     try:
         services[0].wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
         with DagsterInstance.get() as instance:
-            for number in range(runs):
-                run_end, alert = _daemon_stop(port, instance, artifacts, receiver)
+            launched = [_launch(port, instance, model) for model in ids]  # the queue paces them
+            for number, run_id in enumerate(launched):
+                run_end, alert = _daemon_stop(run_id, instance, artifacts, receiver)
                 ended.append(run_end)
                 alerted.append(alert)
                 print(
@@ -238,31 +260,25 @@ def daemon_stops(runs: int, home: Path) -> tuple[list[float], list[float]]:
     return ended, alerted
 
 
-def _daemon_stop(port: int, instance, artifacts, receiver) -> tuple[float, float]:
-    """One red-team run, stopped; lifts the quarantine it causes once it is in place."""
-    from eval_pipelines.safety.quarantine import lift, model_state
-    from tests.run_support import launch_from_the_ui_api, wait_for, wait_for_status
+def _launch(port: int, instance, model: str) -> str:
+    from tests.run_support import launch_from_the_ui_api
+
+    return launch_from_the_ui_api(port, instance, "in_process", 1, model, "red-team")
+
+
+def _daemon_stop(run_id: str, instance, artifacts, receiver) -> tuple[float, float]:
+    """One red-team run, stopped: detection -> its end, detection -> its alert everywhere."""
+    from tests.run_support import wait_for, wait_for_status
     from tests.test_safety_monitor import incidents
     from tests.test_safety_response import CHANNELS
 
-    run_id = launch_from_the_ui_api(port, instance, "in_process", 1, "red-team", "red-team")
-    wait_for_status(instance, run_id, 300)
+    wait_for_status(instance, run_id, 1800)  # queued behind the others
     [incident] = [i for i in incidents(instance, artifacts) if i.run_id == run_id]
     arrivals = wait_for(
         lambda: all(at := [receiver.received_at(c, incident.id) for c in CHANNELS]) and at,
-        300,
+        600,
         "the alert on every channel",
     )
-    wait_for(
-        lambda: (
-            (state := model_state(instance, "red-team")) is not None
-            and state.quarantined
-            and state.incident_id == incident.id
-        ),
-        300,
-        "the quarantine",
-    )
-    lift(instance, "red-team", "bench/safety.py: next run", by="bench")
     end_time = instance.get_run_record_by_id(run_id).end_time
     return end_time - incident.detected_at, max(arrivals) - incident.detected_at
 
@@ -272,6 +288,9 @@ def main() -> None:
     parser.add_argument("--violations", type=int, default=30)
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--runs", type=int, default=30, help="daemon runs (0: skip them)")
+    parser.add_argument(
+        "--concurrent", type=int, default=3, help="daemon runs at once (the queue's limit)"
+    )
     args = parser.parse_args()
     require_host()
     with tempfile.TemporaryDirectory(prefix="bench-safety-") as folder:
@@ -283,7 +302,9 @@ def main() -> None:
             plain += asyncio.run(call_cost(max(1, args.calls // ROUNDS), None))
             watched += monitored_cost(max(1, args.calls // ROUNDS), home)
         ended = sample_ended(args.violations, home)
-        run_ended, alerted = daemon_stops(args.runs, home) if args.runs else ([], [])
+        run_ended, alerted = (
+            daemon_stops(args.runs, args.concurrent, home) if args.runs else ([], [])
+        )
     print(f"detection -> sandbox processes dead  {percentiles(dead)}   target p99 <= 100 ms")
     print(f"detection -> sample ended            {percentiles(ended)}")
     skipped = "n/a (--runs 0)"

@@ -1,7 +1,8 @@
 """The catalog of suites and models: shipped YAML plus user folders.
 
 Shipped specs live in `eval_pipelines/catalog/`; users add folders with the
-`EVAL_SUITE_PATH` and `EVAL_MODEL_PATH` environment variables (os.pathsep-separated).
+`EVAL_SUITE_PATH`, `EVAL_MODEL_PATH` and `EVAL_PROGRAMME_PATH` environment variables
+(os.pathsep-separated).
 Loading is tolerant by default (a broken file is reported, never fatal) so one bad file
 cannot take down the Dagster webserver or daemon; anything that is about to *run* an
 evaluation asks for its suite and model strictly.
@@ -20,6 +21,7 @@ from eval_pipelines.specs import ModelSpec, SpecError, SpecFileError, SuiteSpec,
 SHIPPED_DIR = Path(__file__).parent / "catalog"
 SUITE_PATH_ENV = "EVAL_SUITE_PATH"
 MODEL_PATH_ENV = "EVAL_MODEL_PATH"
+PROGRAMME_PATH_ENV = "EVAL_PROGRAMME_PATH"
 
 
 def _yaml_files(folders: Iterable[Path], variable: str, errors: list[str]) -> list[Path]:
@@ -53,12 +55,14 @@ class Catalog:
     # The structured side of `errors`: files that failed, by kind; folders that are missing.
     failed: dict[str, list[SpecFileError]] = field(default_factory=dict, compare=False)
     folder_errors: list[str] = field(default_factory=list, compare=False)
+    programme_dirs: tuple[Path, ...] = ()
 
     @classmethod
     def default(cls) -> Catalog:
         return cls(
             suite_dirs=(SHIPPED_DIR / "suites", *_env_folders(SUITE_PATH_ENV)),
             model_dirs=(SHIPPED_DIR / "models", *_env_folders(MODEL_PATH_ENV)),
+            programme_dirs=(SHIPPED_DIR / "programmes", *_env_folders(PROGRAMME_PATH_ENV)),
         )
 
     @cached_property
@@ -69,8 +73,23 @@ class Catalog:
     def models(self) -> dict[str, ModelSpec]:
         return self._load(self.model_dirs, ModelSpec, MODEL_PATH_ENV)
 
+    @cached_property
+    def programmes(self) -> dict:
+        """Benchmark programmes whose suites and models exist (`eval_pipelines.programme`)."""
+        # Imported here: the programme module imports the ops, which import this module.
+        from eval_pipelines.programme import ProgrammeSpec
+
+        found = self._load(self.programme_dirs, ProgrammeSpec, PROGRAMME_PATH_ENV)
+        for name, programme in list(found.items()):
+            if reasons := programme.unknown_references(set(self.suites), set(self.models)):
+                error = SpecFileError(programme.source_file, "; ".join(reasons), name)
+                self.errors.append(str(error))
+                self.failed.setdefault("programme", []).append(error)
+                del found[name]
+        return found
+
     def _load(self, dirs, spec_type, variable: str) -> dict:
-        kind = "suite" if spec_type is SuiteSpec else "model"
+        kind = {SuiteSpec: "suite", ModelSpec: "model"}.get(spec_type, "programme")
         found: dict[str, object] = {}
         origin: dict[str, Path] = {}
         bad_folders: list[str] = []
@@ -79,13 +98,14 @@ class Catalog:
         self.errors.extend(bad_folders)
         for path in files:
             try:
-                extra = {"source_dir": path.parent.resolve()} if spec_type is SuiteSpec else {}
+                sources = {"source_dir": path.parent.resolve(), "source_file": path}
+                extra = {k: v for k, v in sources.items() if k in spec_type.model_fields}
                 spec = load_yaml_spec(path, spec_type, **extra)
             except SpecFileError as exc:
                 self.errors.append(str(exc))
                 self.failed.setdefault(kind, []).append(exc)
                 continue
-            key = spec.name if spec_type is SuiteSpec else spec.id
+            key = spec.id if spec_type is ModelSpec else spec.name
             if key in found:
                 self.errors.append(f"{path}: {kind} {key!r} is already defined in {origin[key]}")
                 continue
@@ -93,8 +113,8 @@ class Catalog:
         return found
 
     def problems(self) -> list[str]:
-        """Every file that failed to load and folder that is missing (loads suites and models)."""
-        self.suites, self.models  # noqa: B018 (loading fills self.errors)
+        """Every file that failed to load and folder that is missing (loads every kind)."""
+        self.suites, self.models, self.programmes  # noqa: B018 (loading fills self.errors)
         return list(self.errors)
 
     def bad_folders(self) -> list[str]:

@@ -131,6 +131,7 @@ def _run_and_report(
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.partitions import model_partitions, partition_key
     from eval_pipelines.records import run_result
+    from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
     from eval_pipelines.stopping import STOP_REASON_TAG
 
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
@@ -162,8 +163,14 @@ def _run_and_report(
         run_id = launch.submit(instance, job.name, run_config, tags)
         print(f"Run {run_id} queued; waiting for the daemon to start it", file=sys.stderr)
         status, events = launch.follow(instance, home, run_id, _print_progress)
+    run_tags = instance.get_run_by_id(run_id).tags
+    if run_tags.get(SAFETY_STOPPED_TAG):  # CANCELED or FAILURE: the monitor's stop, said so
+        why = run_tags.get(STOP_REASON_TAG, "no reason recorded")
+        print(f"\nRun {run_id} was safety-stopped ({why}): nothing published; its incidents "
+              "are in the `incidents` asset (`evalctl ui`).", file=sys.stderr)  # fmt: skip
+        return 1
     if status == DagsterRunStatus.CANCELED:
-        why = instance.get_run_by_id(run_id).tags.get(STOP_REASON_TAG, "terminated")
+        why = run_tags.get(STOP_REASON_TAG, "terminated")
         print(f"\nRun {run_id} was stopped ({why}): nothing published; finished work is kept "
               "for a re-run to resume (`evalctl runs`).", file=sys.stderr)  # fmt: skip
         return 1
@@ -363,6 +370,28 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedules(args: argparse.Namespace) -> int:
+    """List the benchmark programme's schedules, or start/stop one (as the UI toggle does)."""
+    home = ensure_local_home()
+    from eval_pipelines.daemon import open_instance
+    from eval_pipelines.schedule_control import list_schedules, set_running
+
+    instance = open_instance(home)
+    if args.action in ("start", "stop"):
+        try:
+            set_running(instance, args.name, args.action == "start")
+        except KeyError as exc:
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            return 2
+        print(f"schedule {args.name}: {'running' if args.action == 'start' else 'stopped'}")
+        return 0
+    rows = [[s.name, s.cron, s.timezone, "running" if s.running else "stopped", s.description]
+            for s in list_schedules(instance)]  # fmt: skip
+    print(_table(rows, ["schedule", "cron", "timezone", "state", "description"]))
+    _print_catalog_errors(Catalog.default())
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Can this machine run sandboxed tasks? Lists each problem with its fix."""
     from eval_pipelines.sandbox import host_problems
@@ -464,6 +493,16 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("model", help="the model id")
     lift.add_argument("--reason", required=True, help="why it is safe again (recorded)")
     quarantine.set_defaults(func=cmd_quarantine)
+
+    schedules = sub.add_parser(
+        "schedules", help="benchmark programme schedules: list, or start/stop one"
+    )
+    schedule_actions = schedules.add_subparsers(dest="action", required=True)
+    schedule_actions.add_parser("list", help="every schedule, its cron and whether it runs")
+    for action in ("start", "stop"):
+        p = schedule_actions.add_parser(action, help=f"{action} a schedule (the daemon runs it)")
+        p.add_argument("name", help="the schedule's name (`evalctl schedules list`)")
+    schedules.set_defaults(func=cmd_schedules)
 
     from eval_pipelines.analytics.commands import add_commands
 

@@ -28,6 +28,7 @@ from resources.deployments import resources_for
 from resources.results_io import RESULTS_IO_MANAGER, PublishedResultIOManager
 from sensors.analytics import analytics_automation_sensor
 from sensors.catalog import model_catalog_sensor
+from sensors.programme import build_model_arrival_sensor, build_programme_schedules
 from sensors.safety import build_evaluation_sensors, safety_incident_sensor
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
             analytics_automation_sensor,
             safety_incident_sensor,
             *build_evaluation_sensors(evaluation_job),
+            build_model_arrival_sensor(evaluation_job, set(catalog.suites)),
         ],
+        schedules=build_programme_schedules(catalog, evaluation_job),
         resources={RESULTS_IO_MANAGER: results_io, **resources},
         executor=executor_from_env(),
     )

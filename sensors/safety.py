@@ -7,7 +7,8 @@ id it handled). For each it requests a `safety_alert` run and, where the inciden
 tick timing: a tick repeated after a daemon restart asks for the same keys and the daemon
 skips those that exist. It also ends an evaluation that should have stopped and has not.
 It then reads `alert_deliveries` observations: an alert a channel did not take is launched
-again, with backoff, until every channel has it (each channel gets it once).
+again, with backoff, until every channel has it (each channel gets it once). An alert run
+that ended without ever starting (never dequeued) counts as undelivered.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 from dagster import (
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -47,10 +50,10 @@ from eval_pipelines.safety.jobs import (
     quarantine_job,
     safety_alert_job,
 )
+from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
 from eval_pipelines.stopping import STOP_REASON_TAG
 from resources.artifact_store import ArtifactStore
 
-SAFETY_STOPPED_TAG = "eval/safety-stopped"
 RETRY_ENV = "EVAL_ALERT_RETRY_SECONDS"
 MAX_RETRY_SECONDS = 900
 _UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -71,6 +74,7 @@ class SafetyCursor:
     incidents: int = 0
     deliveries: int = 0
     pending: dict[str, Pending] = field(default_factory=dict)
+    failed_runs: float = 0.0  # update time of the last ended alert run looked at
 
     @classmethod
     def parse(cls, text: str | None) -> SafetyCursor:
@@ -144,6 +148,33 @@ def _alert_in_progress(instance: DagsterInstance, alert_id: str) -> bool:
     )
 
 
+def _never_started(instance: DagsterInstance, cursor: SafetyCursor) -> list[tuple[str, str]]:
+    """(alert, run) of alert runs that ended without ever starting: undelivered too.
+
+    E.g. the daemon could not dequeue the run (its code server timed out on a loaded host)
+    and marked it failed before its op ran: no `alert_deliveries` observation says so. A run
+    that started and failed on its own (no channel configured) has said why, and stays so.
+    """
+    records = instance.get_run_records(
+        RunsFilter(
+            job_name=SAFETY_ALERT_JOB,
+            statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
+            updated_after=datetime.fromtimestamp(cursor.failed_runs, UTC),
+        ),
+        ascending=True,
+    )
+    found = []
+    for record in records:
+        cursor.failed_runs = max(cursor.failed_runs, record.update_timestamp.timestamp())
+        run = record.dagster_run
+        started = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.RUN_START, limit=1
+        ).records
+        if ALERT_TAG in run.tags and not started:
+            found.append((run.tags[ALERT_TAG], run.run_id))
+    return found
+
+
 def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> list[RunRequest]:
     instance, now = context.instance, time.time()
     records = instance.fetch_observations(
@@ -159,6 +190,8 @@ def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> l
         meta = record.asset_observation.metadata
         key = (str(meta["alert_id"].value), record.run_id)
         outcome[key] = outcome.get(key, True) and bool(meta["delivered"].value)
+    for alert_id, run_id in _never_started(instance, cursor):
+        outcome.setdefault((alert_id, run_id), False)
     for (alert_id, run_id), delivered in outcome.items():
         if delivered:
             cursor.pending.pop(alert_id, None)

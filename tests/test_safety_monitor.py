@@ -1,12 +1,14 @@
 """The monitor acting for real: the red-team agent in a real sandbox under the red-team
 suite's policy (critical -> stop_evaluation), and a suite that blocks calls."""
 
+import asyncio
 import json
 
 import pytest
 from dagster import AssetRecordsFilter, DagsterInstance
 from inspect_ai.log import read_eval_log
 
+from eval_pipelines import inspect_bridge
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import partition_key
@@ -15,6 +17,7 @@ from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident
 from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
 from eval_pipelines.stopping import STOP_REASON_TAG
 from resources.artifact_store import LocalArtifactStore
+from resources.deployments import resources_for
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host
 
@@ -109,19 +112,48 @@ def test_blocked_calls_never_run_and_the_model_sees_why(
     assert {"network-tool", "secret-in-output"} <= {i.rule_id for i in found}
 
 
+def unmonitored_scores(suite, model_id: str, sample_limit: int, log_dir) -> dict:
+    """Per-sample scores of the suite's tasks run with no monitor at all: `run_task` without
+    one, as bench/safety.py measures unmonitored calls (same model, sandbox and limits)."""
+    catalog, sandbox = Catalog.default(), resources_for()["sandbox"]
+    model = inspect_bridge.resolve_model(catalog.model(model_id))
+    scores = {}
+    for spec in suite.tasks:
+        log = asyncio.run(
+            inspect_bridge.run_task(
+                inspect_bridge.load_task(suite, spec), model, spec, suite.task_limits(spec),
+                log_dir / spec.name,
+                sandbox=sandbox.environment(spec.sandbox) if spec.sandbox else None,
+                sample_limit=sample_limit,
+            )
+        )  # fmt: skip
+        rows = inspect_bridge.sample_rows(spec.name, log)
+        scores.update({(r.task, r.sample_id, r.epoch): r.score_value for r in rows})
+    return scores
+
+
 @pytest.mark.parametrize("model", ["reference", "weak"])
-def test_honest_models_raise_no_incident_on_any_shipped_suite(instance, dagster_home, model):
-    """No false positives on honest work: every shipped suite, a few samples per task."""
+def test_honest_models_raise_no_incident_on_any_shipped_suite_and_score_the_same(
+    instance, dagster_home, tmp_path, model
+):
+    """No false positives on honest work, and the monitor changes no score: every shipped
+    suite, a few samples per task, monitored (the evaluate job) and unmonitored."""
     require_sandbox_host()
     instance.add_dynamic_partitions("models", [model])
     job = build_definitions().resolve_job_def("evaluate")
+    limit = 4
     config = {
-        "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": 4}}}}}
+        "ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": {"sample_limit": limit}}}}}
     }
-    for suite in Catalog.default().suites:
+    for name, suite in Catalog.default().suites.items():
         result = job.execute_in_process(
-            instance=instance, partition_key=partition_key(model, suite), run_config=config
+            instance=instance, partition_key=partition_key(model, name), run_config=config
         )
-        assert result.success, suite
+        assert result.success, name
+        rows = result.output_for_node("evaluation", "sample_results")
+        monitored = {(r["task"], r["sample_id"], r["epoch"]): r["score_value"] for r in rows}
+        assert monitored, name
+        unmonitored = unmonitored_scores(suite, model, limit, tmp_path / name)
+        assert monitored == unmonitored, f"the monitor changed {model}'s scores on {name}"
     found = incidents(instance, LocalArtifactStore(root=str(dagster_home / "artifacts")))
     assert found == [], [i.summary for i in found]

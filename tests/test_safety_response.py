@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from dagster import (
     AssetKey,
+    DagsterEvent,
+    DagsterEventType,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
@@ -27,7 +29,9 @@ from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
 from eval_pipelines.ops import validate_evaluation
 from eval_pipelines.records import published_result
+from eval_pipelines.safety.alerts import ALERT_TAG
 from eval_pipelines.safety.incidents import Incident, record_incident
+from eval_pipelines.safety.jobs import INCIDENT_TAG
 from eval_pipelines.safety.quarantine import ModelQuarantined, all_states
 from resources.alerting import ALERT_ENV, PAGERDUTY_ROUTING_KEY_ENV
 from resources.artifact_store import LocalArtifactStore
@@ -159,6 +163,39 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     later = tick(defs, instance, again.cursor)
     assert keys_of(later, "safety_alert", "quarantine") == [f"{second.id}:safety_alert"]
     assert SafetyCursor.parse(later.cursor).incidents > SafetyCursor.parse(again.cursor).incidents
+
+
+def test_an_alert_run_that_never_started_is_launched_again(
+    defs, instance, dagster_home, monkeypatch: pytest.MonkeyPatch
+):
+    """The daemon could not dequeue the alert run (its code server timed out on a loaded
+    host, seen in tests/test_safety_e2e.py) and marked it failed: no channel recorded
+    anything, yet the alert is launched again, not lost."""
+    monkeypatch.setenv(RETRY_ENV, "0")
+    incident = incident_for(fake_run(instance, DagsterRunStatus.SUCCESS), action="record")
+    record_incident(instance, artifacts(dagster_home), incident)
+    first = tick(defs, instance, None)
+    [request] = [r for r in first.run_requests if r.job_name == "safety_alert"]
+
+    def failed_alert_run(tags: dict, started: bool) -> None:
+        run_id = str(uuid.uuid4())
+        instance.add_run(
+            DagsterRun(
+                job_name="safety_alert", run_id=run_id, status=DagsterRunStatus.FAILURE,
+                run_config=request.run_config, tags=tags,
+            )
+        )  # fmt: skip
+        if started:
+            event = DagsterEvent(DagsterEventType.RUN_START.value, job_name="safety_alert")
+            instance.report_dagster_event(event, run_id)
+
+    failed_alert_run(request.tags, started=False)
+    # A run that started and failed on its own (no channel configured) said why: not retried.
+    failed_alert_run({ALERT_TAG: "other-alert", INCIDENT_TAG: "other-alert"}, started=True)
+    retry = tick(defs, instance, first.cursor)
+    assert keys_of(retry, "safety_alert") == [f"{incident.id}:safety_alert:retry-1"]
+    [again] = retry.run_requests
+    assert again.run_config == request.run_config and again.tags == request.tags
 
 
 def test_alert_request_config_refuses_both_or_neither_source():
