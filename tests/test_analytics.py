@@ -300,3 +300,11 @@ def test_history_and_comparison_on_s3(s3_endpoint):
     assert manifest["tasks_uri"].str.startswith("s3://").all()
     [row] = stats.model_comparison(manifest, sample_loader(store)).to_dict("records")
     assert (row["model_a"], row["model_b"], row["n"], row["diff"]) == ("a", "b", 1, 1.0)
+
+
+def test_help_lists_history_and_compare(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "history" in out and "two models with 95% CIs" in out

@@ -27,7 +27,7 @@ def add_commands(sub) -> None:
     history.set_defaults(func=_command("cmd_history"))
 
     compare = sub.add_parser(
-        "compare", help="paired per-task difference of two models with 95% CIs (model_comparison)"
+        "compare", help="paired per-task difference of two models with 95%% CIs (model_comparison)"
     )
     compare.add_argument("model_a")
     compare.add_argument("model_b")
