@@ -54,7 +54,12 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for variable in ("EVAL_SUITE_PATH", "EVAL_MODEL_PATH", "EVAL_PROGRAMME_PATH", "EVAL_DEPLOYMENT"):
+    for variable in (
+        "EVAL_SUITE_PATH",
+        "EVAL_MODEL_PATH",
+        "EVAL_PROGRAMME_PATH",
+        "EVAL_DEPLOYMENT",
+    ):
         monkeypatch.delenv(variable, raising=False)
     return home
 

@@ -35,6 +35,9 @@ TASK_COLUMNS = [
 ]
 # Fixed so every part reads back alike, scored or not (no score: NaN; errors unknown: <NA>).
 TASK_DTYPES = {"mean": float, "stderr": float, "n": int, "errors": "Int64", "published": bool}
+# The overrides are None on complete runs: a nullable integer, so every append concatenates
+# alike whether or not its runs were limited.
+RUN_DTYPES = {"sample_limit": "Int64", "epochs": "Int64"}
 # Sample rows an append buffers before writing them (about 50 MB in memory).
 FLUSH_ROWS = 250_000
 _PENDING = object()
@@ -53,7 +56,7 @@ class RunFrames:
 
 
 def empty_manifest() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype=RUN_DTYPES.get(c, object)) for c in RUN_COLUMNS})
 
 
 def append_runs(
@@ -104,7 +107,7 @@ def append_runs(
     tasks = pd.concat(task_frames, ignore_index=True).merge(new[run_fields], on="run_id")
     tasks = tasks[TASK_COLUMNS].astype(TASK_DTYPES)
     new["tasks_uri"] = write_frame(artifacts, f"{PREFIX}/tasks", tasks)
-    new = new[RUN_COLUMNS]
+    new = new[RUN_COLUMNS].astype(RUN_DTYPES)
     return new if manifest.empty else pd.concat([manifest, new], ignore_index=True)
 
 

@@ -101,6 +101,11 @@ def compare_table(comparison: pd.DataFrame, a: str, b: str, suite: str) -> pd.Da
     return pd.concat([forward, flipped], ignore_index=True).sort_values(["suite_version", "task"])
 
 
+# The analytics assets follow new results through the daemon's automation sensor; a run
+# made while no daemon was up is in them only after a refresh.
+_REFRESH_HINT = "; if runs finished since, rebuild with --refresh"
+
+
 def _latest(refresh: bool, asset: str):
     """(artifacts, the asset's table), or None after saying how to build it."""
     try:
@@ -118,7 +123,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     tasks = history_table(manifest, artifacts, args.model, args.suite)
     if tasks.empty:
         where = f" on {args.suite}" if args.suite else ""
-        print(f"error: no runs of {args.model}{where} in the evaluation history", file=sys.stderr)
+        print(
+            f"error: no runs of {args.model}{where} in the evaluation history as last built"
+            f"{_REFRESH_HINT}",
+            file=sys.stderr,
+        )
         return 1
     _print(tasks, _HISTORY_COLUMNS, args.json)
     return 0
@@ -134,8 +143,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = compare_table(comparison, args.model_a, args.model_b, args.suite)
     if rows.empty:
         print(
-            f"error: no paired samples of {args.model_a} and {args.model_b} on {args.suite}: both "
-            "need a published run of the same suite version (`evalctl run`), then a refresh",
+            f"error: no paired samples of {args.model_a} and {args.model_b} on {args.suite} in "
+            "model_comparison as last built: both need a published run of the same suite "
+            f"version (`evalctl run`){_REFRESH_HINT}",
             file=sys.stderr,
         )
         return 1
