@@ -3,7 +3,7 @@
 The monitor (and operators, and the capability check) announce incidents as observations
 of this asset the moment they happen (`eval_pipelines.safety.incidents`); this asset is the
 partition's table of them, materialized by the `record_incidents` job (the safety sensor
-requests it per new incident: `record_incidents_request`). The observations stay the source
+requests it per partition for each batch of new incidents: `record_incidents_request`). The observations stay the source
 of truth: `partition_incidents` reads them, so the leaderboard never waits for a refresh.
 """
 
@@ -173,15 +173,17 @@ def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDe
     return incidents
 
 
-def record_incidents_request(partition: str, incident_id: str, announcement: int) -> RunRequest:
-    """The `record_incidents` run for one announcement of an incident of `partition`.
+def record_incidents_request(partition: str, announcement: int) -> RunRequest:
+    """The `record_incidents` run that brings `partition`'s table up to `announcement`.
 
-    Keyed by the announcement (the observation's storage id), so each one refreshes the
-    table once whatever the tick timing: a stop's second announcement brings its kill time.
+    Keyed by the announcement (the observation's storage id; the latest of the partition's
+    in one sensor tick), so the table is refreshed once per batch of announcements however
+    the ticks fall: an agent raising dozens of incidents makes a run per tick, not dozens.
+    A stop's second announcement (its kill time) comes in a later batch or the same one.
     """
     model_id, suite = split_partition_key(partition)
     return RunRequest(
-        run_key=f"{incident_id}:{RECORD_INCIDENTS_JOB}:{announcement}",
+        run_key=f"{partition}:{RECORD_INCIDENTS_JOB}:{announcement}",
         job_name=RECORD_INCIDENTS_JOB,
         partition_key=partition_key(model_id, suite),
     )

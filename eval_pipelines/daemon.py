@@ -8,8 +8,9 @@ supervisor that runs `dagster-daemon run` over workspace.yaml for as long as som
 
 - `daemon.lock`: held by the one supervisor alive, so two evalctl never start two daemons;
 - `users.lock`: each waiting `evalctl run` holds it shared; the supervisor stops its
-  daemon (and the code server it spawned) once it can take it exclusively, i.e. within
-  a second of the last evalctl ending, however it ended (kill -9 releases its lock).
+  daemon (and the code server it spawned) once it can take it exclusively, i.e. once the
+  last evalctl has ended, however it ended (kill -9 releases its lock), and the runs in
+  flight (the refreshes a new result triggers) have ended too, or at most 5 min later.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ HEARTBEAT_STALE_SECONDS = 90
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
 _POLL_SECONDS = 0.5
 _STOP_GRACE_SECONDS = 20
+# Once no evalctl waits, how long the daemon may go on to let its runs in flight end.
+FINISH_RUNS_SECONDS = 300
+_FINISH_POLL_SECONDS = 2.0
 
 
 def _lock_dir(home: Path) -> Path:
@@ -152,10 +156,20 @@ def supervise(home: Path) -> int:
         preexec_fn=_die_with_parent,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # runs the `finally` below
+    idle_since: float | None = None
     try:
         while daemon.poll() is None:
             idle = _try_lock(folder / "users.lock", fcntl.LOCK_EX)
-            if idle is not None:
+            if idle is None:
+                idle_since = None
+            else:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since < FINISH_RUNS_SECONDS and _runs_in_flight():
+                    # Runs this daemon started (the leaderboard and analytics refreshes a
+                    # result triggers) die with it and would show as failed: let them end.
+                    os.close(idle)
+                    time.sleep(_FINISH_POLL_SECONDS)
+                    continue
                 # No evalctl waits any more; new ones block on users.lock until we are gone.
                 _stop_group(daemon)
                 _forget_heartbeats()
@@ -166,6 +180,14 @@ def supervise(home: Path) -> int:
         return daemon.returncode or 0
     finally:
         _stop_group(daemon)
+
+
+def _runs_in_flight() -> bool:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    in_flight = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    with DagsterInstance.get() as instance:
+        return instance.get_runs_count(RunsFilter(statuses=in_flight)) > 0
 
 
 def _forget_heartbeats() -> None:

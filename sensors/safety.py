@@ -114,8 +114,11 @@ def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -
         ascending=True,
     ).records
     requests = []
+    latest_announcement: dict[str, int] = {}  # partition -> its last announcement here
     for record in records:
         cursor.incidents = record.storage_id
+        if record.partition_key is not None:
+            latest_announcement[record.partition_key] = record.storage_id
         observation = record.asset_observation
         if observation is None:
             continue
@@ -126,9 +129,6 @@ def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -
             run_key=f"{incident_id}:{SAFETY_ALERT_JOB}", job_name=SAFETY_ALERT_JOB,
             run_config=alert_run_config(record_uri), tags={**tags, ALERT_TAG: incident_id},
         ))  # fmt: skip
-        requests.append(
-            record_incidents_request(record.partition_key, incident_id, record.storage_id)
-        )
         if meta.get("quarantine"):
             requests.append(RunRequest(
                 run_key=f"{incident_id}:{QUARANTINE_JOB}", job_name=QUARANTINE_JOB,
@@ -139,7 +139,10 @@ def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -
             reason = f"safety: {meta['rule_id']}: {meta['summary']}"
             if stop_evaluation(context.instance, str(meta["run_id"]), reason):
                 context.log.warning(f"incident {incident_id}: stopping run {meta['run_id']}")
-    return requests
+    return requests + [
+        record_incidents_request(partition, announcement)
+        for partition, announcement in latest_announcement.items()
+    ]
 
 
 def _alert_in_progress(instance: DagsterInstance, alert_id: str) -> bool:

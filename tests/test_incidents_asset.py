@@ -33,7 +33,7 @@ def evaluate(instance: DagsterInstance, model: str, suite: str, run_config=FAST)
 
 def materialize_incidents(instance: DagsterInstance, partition: str, incident_id: str) -> dict:
     """Run `record_incidents` as the safety sensor would ask for it; returns its metadata."""
-    request = record_incidents_request(partition, incident_id, announcement=1)
+    request = record_incidents_request(partition, announcement=1)
     job = build_definitions().resolve_job_def(request.job_name)
     result = job.execute_in_process(instance=instance, partition_key=request.partition_key)
     assert result.success
@@ -83,7 +83,7 @@ def test_incidents_of_a_partition_without_any_is_an_empty_table(instance, dagste
 
 def test_record_incidents_request_refuses_a_key_that_is_no_partition():
     with pytest.raises(ValueError, match="not a 'model|suite' partition key"):
-        record_incidents_request("red-team", "abc", announcement=1)
+        record_incidents_request("red-team", announcement=1)
 
 
 def board(instance: DagsterInstance) -> tuple[list[dict], dict]:

@@ -141,9 +141,9 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     result = tick(defs, instance, None)
     keys = keys_of(result, "safety_alert", "quarantine")
     assert keys == [f"{first.id}:quarantine", f"{first.id}:safety_alert"]
-    # ... and one refresh of the partition's incidents table per announcement.
+    # ... and one refresh of the partition's incidents table per tick's announcements.
     [refresh] = [r for r in result.run_requests if r.job_name == "record_incidents"]
-    assert refresh.run_key.startswith(f"{first.id}:record_incidents:")
+    assert refresh.run_key.startswith(f"{first.partition}:record_incidents:")
     assert str(refresh.partition_key) == first.partition
     run = instance.get_run_by_id(running)
     assert run.tags[SAFETY_STOPPED_TAG] == "true"
@@ -158,10 +158,15 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     repeated = tick(defs, instance, None)
     assert keys_of(repeated, "safety_alert", "quarantine") == keys
 
-    second = incident_for(running, action="record", severity="warning")
-    record_incident(instance, artifacts(dagster_home), second)
+    # Many incidents in one tick: an alert each, one refresh of their partition's table.
+    many = [incident_for(running, action="record", severity="warning") for _ in range(5)]
+    for incident in many:
+        record_incident(instance, artifacts(dagster_home), incident)
     later = tick(defs, instance, again.cursor)
-    assert keys_of(later, "safety_alert", "quarantine") == [f"{second.id}:safety_alert"]
+    assert keys_of(later, "safety_alert", "quarantine") == sorted(
+        f"{i.id}:safety_alert" for i in many
+    )
+    assert len([r for r in later.run_requests if r.job_name == "record_incidents"]) == 1
     assert SafetyCursor.parse(later.cursor).incidents > SafetyCursor.parse(again.cursor).incidents
 
 
