@@ -5,9 +5,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-# Tests mostly wait on daemons, services and sandboxes: three test processes keep two
-# cores busy (pytest-xdist; each process has its own sandboxes, see tests/conftest.py).
-PYTEST_PARALLEL ?= -n 3 --dist loadgroup
+# Two test processes (pytest-xdist): the tests that start services run one at a time in
+# one, the rest in the other (see tests/conftest.py; each has its own sandboxes).
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 
 .PHONY: setup run test test-fast ui bench lint clean
 

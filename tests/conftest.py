@@ -47,6 +47,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _SESSION_TMPDIR = pytest.StashKey[Path]()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), tests that start real services (webserver,
+    daemon, private daemons: marked slow) run one at a time in one process, while the
+    others share the remaining processes: on 2 cores, two daemons at once starve each
+    other's runs past their tests' deadlines."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("services"))
+
+
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh DAGSTER_HOME with the project's dagster.yaml (SQLite storage inside it)."""

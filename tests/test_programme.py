@@ -256,6 +256,7 @@ def every_minute(dagster_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_started_schedule_runs_an_evaluation_under_the_daemon(every_minute, services):
     from dagster import DagsterInstance
 
