@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -146,6 +148,18 @@ def test_assets_have_lineage_from_results(defs):
         assert parents(name) == {"evaluation_history"}
         assert graph.get(AssetKey(name)).group_name == "analytics"
     assert defs.resolve_job_def(ANALYTICS_JOB)
+
+
+def test_the_code_location_loads_without_pandas():
+    """Every run worker and step process loads the definitions: pandas (about 1.5 s) is
+    imported only when an analytics asset runs."""
+    check = (
+        "import sys; from eval_pipelines.definitions import build_definitions; "
+        "build_definitions(); print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_cli_says_how_to_build_when_never_built(instance, capsys):
