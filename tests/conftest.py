@@ -47,13 +47,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _SESSION_TMPDIR = pytest.StashKey[Path]()
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+# Fixtures that start real services: a test using one is slow whatever its marks say.
+SERVICE_FIXTURES = frozenset({"services"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`--dist loadgroup`), tests that start real services (webserver,
-    daemon, private daemons: marked slow) run one at a time in one process, while the
-    others share the remaining processes: on 2 cores, two daemons at once starve each
-    other's runs past their tests' deadlines."""
+    """Tests that start real services (webserver, daemon, private daemons) are slow, and
+    under pytest-xdist (`--dist loadgroup`) run one at a time within their group: the
+    `services` group, unless the module names another (test_run_faults, test_safety_e2e:
+    `run-faults`). The two groups run side by side, one per process; more daemons at once
+    on 2 cores starve each other's runs past their tests' deadlines."""
     for item in items:
+        if SERVICE_FIXTURES & set(item.fixturenames) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group("services"))
 

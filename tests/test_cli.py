@@ -27,6 +27,7 @@ def evalctl(home: Path, *args: str, env: dict | None = None) -> subprocess.Compl
     )
 
 
+@pytest.mark.slow  # the default path: queued, drained by a private daemon
 def test_run_prints_scores_and_stores_results(tmp_path: Path):
     home = tmp_path / "home"
     result = evalctl(home, "run", "--model", "reference", "--suite", "smoke", "--sample-limit", "3")
@@ -49,6 +50,7 @@ def test_run_json_output(tmp_path: Path):
         "--sample-limit",
         "5",
         "--json",
+        "--local",  # the queued path is test_run_prints_scores_and_stores_results's
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout[result.stdout.index("\n{") :])

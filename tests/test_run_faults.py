@@ -40,6 +40,8 @@ EPOCHS = 24  # 3 samples x 24 epochs: long enough to stop mid-way, short enough 
 SAMPLES = 3 * EPOCHS
 # A stop or a death must end all model and tool calls within this (the bench measures it).
 QUIET_AFTER_S = 5.0
+# Beside the `services` group, one test at a time (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("run-faults")
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ from tests.test_safety_response import CHANNELS, receiver, wait_for_run  # noqa:
 MODEL, SUITE = "red-team-ledger", "red-team"
 # A stop must end all model and tool calls within this (as tests/test_run_faults.py).
 QUIET_AFTER_S = 5.0
+# Beside the `services` group, one test at a time (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("run-faults")
 
 RUN_TAGS = """
 query Run($runId: ID!) {
