@@ -36,8 +36,13 @@ from tests.services import BIN, PROJECT_ROOT, fill_disk, tail
 
 TASK_KEY = "agentic_tools"
 PARTITION = f"{MODEL}|{SUITE}"
-EPOCHS = 24  # 3 samples x 24 epochs: long enough to stop mid-way, short enough to finish
+# `evalctl run --local` runs: 3 samples x 12 epochs, some 15 s of model calls (10 at a
+# time, 1 s each): long enough to stop mid-way, and the re-run resumes what is left.
+EPOCHS = 12
 SAMPLES = 3 * EPOCHS
+# Daemon-launched runs are only stopped, never resumed: twice the work leaves room for a
+# Terminate through the webserver on a loaded machine.
+UI_EPOCHS = 24
 # A stop or a death must end all model and tool calls within this (the bench measures it).
 QUIET_AFTER_S = 5.0
 # Beside the `services` group, one test at a time (tests/conftest.py).
@@ -235,7 +240,7 @@ def test_the_worker_tag_names_the_evalctl_process(ledger: Path, dagster_home: Pa
 def ui_launch(services: dict, instance: DagsterInstance, executor: str) -> str:
     webserver, _ = services["services"]
     webserver.wait_for_http(f"http://127.0.0.1:{services['port']}/server_info", timeout=180)
-    return launch_from_the_ui_api(services["port"], instance, executor, EPOCHS)
+    return launch_from_the_ui_api(services["port"], instance, executor, UI_EPOCHS)
 
 
 @pytest.mark.slow
