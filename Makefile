@@ -5,8 +5,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-# Two test processes (pytest-xdist): the tests that start services run one at a time in
-# one, the rest in the other (see tests/conftest.py; each has its own sandboxes).
+# Two test processes (pytest-xdist): the tests that start services (marked slow) run one
+# at a time in each of two groups, one group per process, the rest fill in around them
+# (see tests/conftest.py; each process has its own sandboxes). `make test-fast` skips them.
 PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 
 .PHONY: setup run test test-fast ui bench lint clean
