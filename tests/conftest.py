@@ -40,7 +40,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
     folder = config.stash.get(_SESSION_TMPDIR, None)
     if folder is not None:
-        reap_stale_sandboxes(folder)
+        reap_stale_sandboxes(folder, abandoned_after=0)  # this test process is ending
         shutil.rmtree(folder, ignore_errors=True)
 
 

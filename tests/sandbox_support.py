@@ -45,7 +45,7 @@ def private_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         while sandbox_processes(str(folder)) and time.monotonic() < deadline:
             time.sleep(0.2)
         left = sandbox_processes(str(folder))
-        reap_stale_sandboxes(folder)
+        reap_stale_sandboxes(folder, abandoned_after=0)  # the test's runs are over
         shutil.rmtree(folder, ignore_errors=True)
         assert not left, f"sandbox processes still running 30 s after the test: {left}"
 

@@ -375,3 +375,18 @@ def test_sandboxes_of_a_killed_process_are_reaped(tmp_path: Path):
     assert not root.exists()
     assert str(root / "work") not in Path("/proc/self/mountinfo").read_text()
     assert not any(Path(d).exists() for d in cgroups)
+
+
+def test_a_sandbox_killed_mid_creation_is_reaped_once_nothing_creates(tmp_path: Path):
+    """Killed between mounting its tmpfs and writing its owner record: left alone while it
+    may still be in creation, torn down when the caller knows nothing creates any more."""
+    require_sandbox_host()
+    from eval_pipelines.sandbox._environment import reap_stale_sandboxes
+
+    root = tmp_path / "eval-sandbox-midway"
+    (root / "work").mkdir(parents=True)
+    subprocess.run(["/usr/bin/mount", "-t", "tmpfs", "tmpfs", str(root / "work")], check=True)
+    assert reap_stale_sandboxes(tmp_path) == [] and root.exists()
+    assert reap_stale_sandboxes(tmp_path, abandoned_after=0) == [root]
+    assert not root.exists()
+    assert str(root / "work") not in Path("/proc/self/mountinfo").read_text()

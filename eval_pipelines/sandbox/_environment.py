@@ -364,12 +364,15 @@ def _teardown(root: Path, cgroup_dirs: list[Path]) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def reap_stale_sandboxes(folder: Path | None = None) -> list[Path]:
+def reap_stale_sandboxes(
+    folder: Path | None = None, abandoned_after: float = ABANDONED_AFTER_SECONDS
+) -> list[Path]:
     """Tear down sandboxes whose owning process died without cleaning up (kill -9, OOM).
 
     Their processes died with them (bwrap's parent-death signal); their cgroups, tmpfs
     mounts and folders would otherwise stay behind. `folder`: where sandboxes were made
-    (default: this process's TMPDIR).
+    (default: this process's TMPDIR). A folder with no owner record yet is left alone for
+    `abandoned_after` seconds (it may be mid-creation); 0 when nothing creates any more.
     """
     reaped = []
     for root in Path(folder or tempfile.gettempdir()).glob("eval-sandbox-*"):
@@ -378,7 +381,7 @@ def reap_stale_sandboxes(folder: Path | None = None) -> list[Path]:
         try:
             owner = json.loads((root / OWNER_FILE).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            if time.time() - root.stat().st_mtime < ABANDONED_AFTER_SECONDS:
+            if time.time() - root.stat().st_mtime < abandoned_after:
                 continue
             owner = {"pid": None, "start": None, "cgroups": []}
         if owner["pid"] is not None and _start_time(owner["pid"]) == owner["start"]:
