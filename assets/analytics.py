@@ -32,10 +32,6 @@ HISTORY, TRENDS, COMPARISON, OUTCOMES = (
 )
 ANALYTICS_ASSETS = (HISTORY, TRENDS, COMPARISON, OUTCOMES)
 ANALYTICS_JOB = "refresh_analytics"
-# Markdown previews stay readable (and metadata small) however many models there are.
-PREVIEW_ROWS = 40
-# Below this many series, each also gets a numeric entry the UI's Plots tab draws.
-PLOTTED_SERIES = 30
 
 
 def _tables() -> ModuleType:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from assets.analytics import HISTORY, PLOTTED_SERIES, PREVIEW_ROWS
+from assets.analytics import HISTORY
 from eval_pipelines.analytics import history, runs, stats
 from eval_pipelines.analytics.store import (
     TABLE_METADATA,
@@ -19,6 +19,11 @@ from eval_pipelines.analytics.store import (
     write_frame,
 )
 from resources.artifact_store import ArtifactStore
+
+# Markdown previews stay readable (and metadata small) however many models there are.
+PREVIEW_ROWS = 40
+# Below this many series, each also gets a numeric entry the UI's Plots tab draws.
+PLOTTED_SERIES = 30
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
