@@ -15,14 +15,21 @@ TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 def write_ledger_model(
-    models: Path, calls: Path, model: str = MODEL, policy: str = "weak", latency: float = 0.0
+    models: Path,
+    calls: Path,
+    model: str = MODEL,
+    policy: str = "weak",
+    latency: float = 0.0,
+    rendezvous: int = 1,
 ) -> None:
     """A scripted model (`policy`) that logs each call to `calls` (wall time per line) and
-    answers after `latency` seconds, like a remote API."""
+    answers after `latency` seconds, like a remote API; with `rendezvous` > 1, each
+    process's first call waits until that many processes have called."""
     models.mkdir(parents=True, exist_ok=True)
     (models / f"{model}.yaml").write_text(
         f"id: {model}\nmodel: scripted/{policy}\n"
-        f"model_args: {{call_log: {calls}, latency_seconds: {latency}}}\n"
+        f"model_args: {{call_log: {calls}, latency_seconds: {latency}, "
+        f"rendezvous_processes: {rendezvous}}}\n"
     )
 
 

@@ -136,7 +136,8 @@ def test_red_team_launched_from_the_ui_is_stopped_alerted_and_quarantined(
 
 
 # Two tasks (two op processes), samples one after the other, the reference agent at 3 s per
-# model call. first-tools runs checksum (bash), count-errors (bash), then sum-of-squares,
+# model call; neither task's first call is answered before the other's process has called
+# (a loaded host may start one op process many seconds after the other). first-tools runs checksum (bash), count-errors (bash), then sum-of-squares,
 # whose python call a rule of the suite makes stop the whole evaluation, some 15 s in.
 # second-tools repeats checksum and count-errors (4 epochs, no python): it is mid-task when
 # the stop lands and only the run's cancel, from the other process, can stop it. Honest work
@@ -171,9 +172,15 @@ STOP_RULE = "python-tool"
 
 @pytest.fixture
 def reference_ledger(dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The reference agent at 3 s per model call, as a remote API, each call logged."""
+    """The reference agent at 3 s per model call, as a remote API, each call logged; the
+    two op processes start their work together."""
     yield from _ledger(
-        tmp_path, monkeypatch, model="reference-ledger", policy="reference", latency=3.0
+        tmp_path,
+        monkeypatch,
+        model="reference-ledger",
+        policy="reference",
+        latency=3.0,
+        rendezvous=len(TWO_TASK_NAMES),
     )
 
 

@@ -54,3 +54,46 @@ def test_unknown_scripted_policy_is_a_clear_error():
         ValueError, match="unknown scripted model 'genius'; known: red-team, reference, weak"
     ):
         get_model("scripted/genius", memoize=False)
+
+
+def _call(model_args: dict) -> float:
+    """One generate() call; returns when it was answered (wall time)."""
+    import asyncio
+    import time
+
+    model = get_model("scripted/reference", memoize=False, **model_args)
+    asyncio.run(model.generate([ChatMessageUser(content="What is the capital of Mars?")]))
+    return time.time()
+
+
+def test_a_rendezvous_holds_each_process_first_call_until_the_others_have_called(
+    tmp_path: Path,
+):
+    import subprocess
+    import sys
+    import time
+
+    ledger = tmp_path / "calls.log"
+    args = {"call_log": str(ledger), "rendezvous_processes": 2}
+    other = subprocess.Popen(
+        [sys.executable, "-c", f"from tests.test_scripted_models import _call; _call({args!r})"]
+    )
+    try:
+        while not ledger.exists():  # the other process has called and now waits for us
+            assert other.poll() is None, "the other process answered without a rendezvous"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert other.poll() is None, "the other process answered without a rendezvous"
+        _call(args)  # this process's call completes the rendezvous: both are answered
+        assert other.wait(timeout=60) == 0
+        assert len({line.split()[-1] for line in ledger.read_text().splitlines()}) == 2
+        started = time.monotonic()
+        _call(args)  # a later call in a process that has met does not wait (300 s if it did)
+        assert time.monotonic() - started < 60
+    finally:
+        other.kill()
+
+
+def test_a_rendezvous_needs_a_call_log():
+    with pytest.raises(ValueError, match="rendezvous_processes needs a call_log"):
+        get_model("scripted/reference", memoize=False, rendezvous_processes=2)
