@@ -131,8 +131,7 @@ def _run_and_report(
     from eval_pipelines.launcher import fail_runs_with_dead_workers
     from eval_pipelines.partitions import model_partitions, partition_key
     from eval_pipelines.records import run_result
-    from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
-    from eval_pipelines.stopping import STOP_REASON_TAG
+    from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
 
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
     fail_runs_with_dead_workers(instance)

@@ -18,7 +18,7 @@ from eval_pipelines.jobs import EVALUATION_JOB, evaluation_config_of
 from eval_pipelines.ops import EVALUATED_AT_TAG, SUITE_VERSION_TAG, is_limited
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX
-from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
+from eval_pipelines.stopping import SAFETY_STOPPED_TAG
 
 RunStatus = Literal["complete", "partial", "failed", "safety-stopped", "canceled", "running"]
 

@@ -26,6 +26,9 @@ from dagster import DagsterExecutionInterruptedError, DagsterInstance, DagsterRu
 T = TypeVar("T")
 
 STOP_REASON_TAG = "eval/stop-reason"
+# Set with the reason when the safety monitor stopped the run (`eval_pipelines.safety.monitor`);
+# here, not there, so sensors and reports read it without importing Inspect.
+SAFETY_STOPPED_TAG = "eval/safety-stopped"
 # Statuses in which a run must not be doing any more work.
 STOPPED_STATUSES = frozenset(
     {

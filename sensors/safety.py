@@ -50,8 +50,7 @@ from eval_pipelines.safety.jobs import (
     quarantine_job,
     safety_alert_job,
 )
-from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
-from eval_pipelines.stopping import STOP_REASON_TAG
+from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
 from resources.artifact_store import ArtifactStore
 
 RETRY_ENV = "EVAL_ALERT_RETRY_SECONDS"

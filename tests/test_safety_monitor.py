@@ -14,8 +14,7 @@ from eval_pipelines.definitions import build_definitions
 from eval_pipelines.partitions import partition_key
 from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident
-from eval_pipelines.safety.monitor import SAFETY_STOPPED_TAG
-from eval_pipelines.stopping import STOP_REASON_TAG
+from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
 from resources.artifact_store import LocalArtifactStore
 from resources.deployments import resources_for
 from tests.conftest import write_suite

@@ -45,9 +45,9 @@ from inspect_ai.util import LimitExceededError
 from eval_pipelines.safety import events
 from eval_pipelines.safety.incidents import Incident, record_incident
 from eval_pipelines.safety.policy import SafetyPolicy, SafetyRule
+from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
 from resources.artifact_store import ArtifactStore
 
-SAFETY_STOPPED_TAG = "eval/safety-stopped"
 EXCERPT_CHARS = 2000
 
 
@@ -82,8 +82,6 @@ class DagsterRunControl:
         self._halt(reason)
 
     def end_run(self, reason: str) -> None:
-        from eval_pipelines.stopping import STOP_REASON_TAG
-
         self._instance.add_run_tags(
             self._run_id, {SAFETY_STOPPED_TAG: "true", STOP_REASON_TAG: reason}
         )
