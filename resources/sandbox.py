@@ -4,15 +4,22 @@
 - `none`: no isolating backend; sandboxed tasks fail closed.
 
 Inspect's own `local` sandbox is never offered: it runs tool calls on the host.
+
+Every process that loads the code location builds this resource, most never run an
+evaluation: Inspect is imported only when a task's sandbox is asked for.
 """
 
-from typing import Literal
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
 
 from dagster import ConfigurableResource
-from inspect_ai.util import SandboxEnvironmentSpec
 from pydantic import Field
 
 from eval_pipelines.specs import SandboxMaxima, SandboxSpec
+
+if TYPE_CHECKING:
+    from inspect_ai.util import SandboxEnvironmentSpec
 
 _SETUP_HINTS = {
     "none": "this deployment has no isolating sandbox backend (sandbox backend 'none'); "
@@ -41,4 +48,6 @@ class SandboxBackend(ConfigurableResource):
 
     def environment(self, spec: SandboxSpec) -> SandboxEnvironmentSpec:
         """The Inspect sandbox for a task; call only when `problems()` is empty."""
+        from inspect_ai.util import SandboxEnvironmentSpec
+
         return SandboxEnvironmentSpec(self.backend, spec)
