@@ -12,7 +12,6 @@ import math
 import os
 import statistics
 from pathlib import Path
-from typing import Any
 
 from inspect_ai import Task, eval_async
 from inspect_ai._eval.task.task import PreviousTask
@@ -21,11 +20,13 @@ from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.scorer import value_to_float
 from inspect_ai.util import SandboxEnvironmentSpec
 from inspect_ai.util._display import init_display_type
-from pydantic import BaseModel, ConfigDict
 
 from eval_pipelines._inspect_loader import load_task_objects
 from eval_pipelines.safety.monitor import SafetyMonitor
 from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, TaskSpec, UsageLimits
+
+# Defined there; step outputs pickled before they moved still name them here.
+from eval_pipelines.task_results import SampleRow, TaskScore
 from resources.sandbox import SandboxBackend
 
 _to_float = value_to_float()
@@ -199,25 +200,6 @@ def completed_samples(log: EvalLog) -> int:
     return sum(1 for s in log.samples or [] if s.error is None)
 
 
-class SampleRow(BaseModel):
-    """One sample x epoch of a task's log, flattened for tables and checks."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task: str
-    sample_id: str
-    epoch: int
-    score: float | None
-    score_value: Any = None
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    total_time: float | None
-    working_time: float | None
-    error: str | None
-    limit: str | None
-
-
 def sample_rows(task_name: str, log: EvalLog) -> list[SampleRow]:
     rows = []
     for sample in log.samples or []:
@@ -240,20 +222,6 @@ def sample_rows(task_name: str, log: EvalLog) -> list[SampleRow]:
             )
         )
     return rows
-
-
-class TaskScore(BaseModel):
-    """Mean score of a task over its scored samples, with standard error and 95% CI."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task: str
-    mean: float | None
-    stderr: float | None
-    ci95_low: float | None
-    ci95_high: float | None
-    n: int
-    errors: int
 
 
 def task_score(task_name: str, rows: list[SampleRow]) -> TaskScore:

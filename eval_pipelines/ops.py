@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eval_pipelines import inspect_bridge, resume
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.inspect_bridge import SampleRow, TaskScore
 from eval_pipelines.k8s import op_k8s_tags
 from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.partitions import split_partition_key
@@ -40,6 +39,7 @@ from eval_pipelines.safety.monitor import DagsterRunControl, MonitorScope, Safet
 from eval_pipelines.safety.quarantine import ModelQuarantined, check_not_quarantined
 from eval_pipelines.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
 from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
+from eval_pipelines.task_results import SampleRow, TaskScore
 from eval_pipelines.versions import code_version, runtime_versions
 from resources.artifact_store import ArtifactStore, content_key
 from resources.results_io import RESULTS_IO_MANAGER
