@@ -82,7 +82,8 @@ def _print_progress(entry) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     # Imported late: DAGSTER_HOME must be set before resources are built.
-    from eval_pipelines.ops import EvaluationConfig, EvaluationRefused, validate_evaluation
+    from eval_pipelines.evaluate import EvaluationRefused, validate_evaluation
+    from eval_pipelines.ops import EvaluationConfig
     from resources.deployments import resources_for
 
     eval_config = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}

@@ -162,6 +162,18 @@ def test_the_code_location_loads_without_pandas():
     assert loaded.stdout.strip() == "[]"
 
 
+def test_the_code_location_loads_without_inspect():
+    """Every run worker and step process loads the definitions, most never run an evaluation:
+    inspect_ai (about 1.5-5 s) is imported only by the ops that run one."""
+    check = (
+        "import sys; from eval_pipelines.definitions import build_definitions; "
+        "build_definitions(); print(sorted(m for m in sys.modules if m.split('.')[0] == 'inspect_ai'))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
+
+
 def test_cli_says_how_to_build_when_never_built(instance, capsys):
     assert cli.main(["compare", "reference", "weak", "--suite", "smoke"]) == 1
     assert "model_comparison has never been built" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
-from eval_pipelines.ops import validate_evaluation
+from eval_pipelines.evaluate import validate_evaluation
 from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint, task_key
 from eval_pipelines.safety.jobs import INCIDENT_TAG, QUARANTINE_JOB, SAFETY_ALERT_JOB
 from resources.artifact_store import LocalArtifactStore

@@ -27,7 +27,7 @@ from dagster import (
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
-from eval_pipelines.ops import validate_evaluation
+from eval_pipelines.evaluate import validate_evaluation
 from eval_pipelines.records import published_result
 from eval_pipelines.safety.alerts import ALERT_TAG
 from eval_pipelines.safety.incidents import Incident, record_incident
