@@ -151,15 +151,16 @@ def test_doctor_names_what_is_missing(tmp_path: Path):
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_concurrent_runs_of_one_partition_queue_behind_one_private_daemon(tmp_path: Path):
-    """Three `evalctl run` of one partition, no daemon running: one private daemon drains
-    the queue, the runs never overlap, all succeed, and the daemon stops afterwards."""
+    """Two `evalctl run` of one partition, no daemon running: one private daemon drains
+    the queue (the second run waits behind the first), the runs never overlap, both
+    succeed, and the daemon stops afterwards."""
     home = tmp_path / "home"
     environment = {**os.environ, "DAGSTER_HOME": str(home)}
     environment.pop("EVAL_DEPLOYMENT", None)
     args = [EVALCTL, "run", "--model", "reference", "--suite", "smoke", "--sample-limit", "2"]
     procs = [
         subprocess.Popen(args, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(3)
+        for _ in range(2)
     ]
     outputs = [p.communicate(timeout=800) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
@@ -171,7 +172,7 @@ def test_concurrent_runs_of_one_partition_queue_behind_one_private_daemon(tmp_pa
             (r for r in instance.get_run_records() if r.dagster_run.job_name == "evaluate"),
             key=lambda r: r.start_time,
         )
-        assert len(evaluations) == 3
+        assert len(evaluations) == 2
         assert all(r.dagster_run.status.value == "SUCCESS" for r in evaluations)
         for earlier, later in zip(evaluations, evaluations[1:], strict=False):
             assert earlier.end_time <= later.start_time, "two runs of one partition overlapped"
