@@ -16,6 +16,7 @@ from dagster import (
     AssetRecordsFilter,
     AssetsDefinition,
     DagsterInstance,
+    DagsterRun,
     MaterializeResult,
     MetadataValue,
     MultiPartitionsDefinition,
@@ -181,9 +182,23 @@ def record_incidents_request(partition: str, announcement: int) -> RunRequest:
     the ticks fall: an agent raising dozens of incidents makes a run per tick, not dozens.
     A stop's second announcement (its kill time) comes in a later batch or the same one.
     """
+    return _record_incidents(partition, f"{partition}:{RECORD_INCIDENTS_JOB}:{announcement}")
+
+
+def record_incidents_retry(never_started: DagsterRun) -> RunRequest:
+    """Again the refresh of a `record_incidents` run that ended without starting (never
+    dequeued): its announcements would otherwise wait for the partition's next incident.
+    Keyed by that run, so each such run is retried once; a retry that fails so is too."""
+    partition = never_started.tags[resume.PARTITION_TAG]
+    return _record_incidents(
+        partition, f"{partition}:{RECORD_INCIDENTS_JOB}:retry-of-{never_started.run_id}"
+    )
+
+
+def _record_incidents(partition: str, run_key: str) -> RunRequest:
     model_id, suite = split_partition_key(partition)
     return RunRequest(
-        run_key=f"{partition}:{RECORD_INCIDENTS_JOB}:{announcement}",
+        run_key=run_key,
         job_name=RECORD_INCIDENTS_JOB,
         partition_key=partition_key(model_id, suite),
     )

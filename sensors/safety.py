@@ -8,7 +8,8 @@ tick timing: a tick repeated after a daemon restart asks for the same keys and t
 skips those that exist. It also ends an evaluation that should have stopped and has not.
 It then reads `alert_deliveries` observations: an alert a channel did not take is launched
 again, with backoff, until every channel has it (each channel gets it once). An alert run
-that ended without ever starting (never dequeued) counts as undelivered.
+that ended without ever starting (never dequeued) counts as undelivered; an incidents
+table refresh that never started is requested again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dagster import (
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -37,8 +39,8 @@ from dagster import (
     sensor,
 )
 
-from assets.incidents import record_incidents_request
-from eval_pipelines.jobs import record_incidents_job
+from assets.incidents import record_incidents_request, record_incidents_retry
+from eval_pipelines.jobs import RECORD_INCIDENTS_JOB, record_incidents_job
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.resume import PARTITION_TAG
 from eval_pipelines.safety.alerts import ALERT_DELIVERIES, ALERT_TAG
@@ -73,7 +75,7 @@ class SafetyCursor:
     incidents: int = 0
     deliveries: int = 0
     pending: dict[str, Pending] = field(default_factory=dict)
-    failed_runs: float = 0.0  # update time of the last ended alert run looked at
+    failed_runs: float = 0.0  # update time of the last ended alert/refresh run looked at
 
     @classmethod
     def parse(cls, text: str | None) -> SafetyCursor:
@@ -150,34 +152,39 @@ def _alert_in_progress(instance: DagsterInstance, alert_id: str) -> bool:
     )
 
 
-def _never_started(instance: DagsterInstance, cursor: SafetyCursor) -> list[tuple[str, str]]:
-    """(alert, run) of alert runs that ended without ever starting: undelivered too.
+def _never_started(
+    instance: DagsterInstance, cursor: SafetyCursor, job_names: tuple[str, ...]
+) -> list[DagsterRun]:
+    """Runs of `job_names` that ended without ever starting, since the cursor's last look.
 
     E.g. the daemon could not dequeue the run (its code server timed out on a loaded host)
-    and marked it failed before its op ran: no `alert_deliveries` observation says so. A run
-    that started and failed on its own (no channel configured) has said why, and stays so.
+    and marked it failed before its op ran: the run did nothing, and nothing else says so.
+    A run that started and failed on its own (no channel configured) has said why.
     """
-    records = instance.get_run_records(
-        RunsFilter(
-            job_name=SAFETY_ALERT_JOB,
-            statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
-            updated_after=datetime.fromtimestamp(cursor.failed_runs, UTC),
-        ),
-        ascending=True,
-    )
+    since = datetime.fromtimestamp(cursor.failed_runs, UTC)
     found = []
-    for record in records:
-        cursor.failed_runs = max(cursor.failed_runs, record.update_timestamp.timestamp())
-        run = record.dagster_run
-        started = instance.get_records_for_run(
-            run.run_id, of_type=DagsterEventType.RUN_START, limit=1
-        ).records
-        if ALERT_TAG in run.tags and not started:
-            found.append((run.tags[ALERT_TAG], run.run_id))
+    for job_name in job_names:
+        records = instance.get_run_records(
+            RunsFilter(
+                job_name=job_name,
+                statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
+                updated_after=since,
+            ),
+            ascending=True,
+        )
+        for record in records:
+            cursor.failed_runs = max(cursor.failed_runs, record.update_timestamp.timestamp())
+            run = record.dagster_run
+            started = instance.get_records_for_run(
+                run.run_id, of_type=DagsterEventType.RUN_START, limit=1
+            ).records
+            if not started:
+                found.append(run)
     return found
 
 
 def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> list[RunRequest]:
+    """Alerts some channel did not take, when due; incidents tables whose refresh never ran."""
     instance, now = context.instance, time.time()
     records = instance.fetch_observations(
         AssetRecordsFilter(asset_key=ALERT_DELIVERIES, after_storage_id=cursor.deliveries or None),
@@ -192,15 +199,18 @@ def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> l
         meta = record.asset_observation.metadata
         key = (str(meta["alert_id"].value), record.run_id)
         outcome[key] = outcome.get(key, True) and bool(meta["delivered"].value)
-    for alert_id, run_id in _never_started(instance, cursor):
-        outcome.setdefault((alert_id, run_id), False)
+    requests = []
+    for run in _never_started(instance, cursor, (SAFETY_ALERT_JOB, RECORD_INCIDENTS_JOB)):
+        if run.job_name == RECORD_INCIDENTS_JOB and PARTITION_TAG in run.tags:
+            requests.append(record_incidents_retry(run))
+        elif ALERT_TAG in run.tags:  # an alert no channel got: undelivered
+            outcome.setdefault((run.tags[ALERT_TAG], run.run_id), False)
     for (alert_id, run_id), delivered in outcome.items():
         if delivered:
             cursor.pending.pop(alert_id, None)
         else:
             retries = cursor.pending[alert_id].retries if alert_id in cursor.pending else 0
             cursor.pending[alert_id] = Pending(run_id, retries, now + retry_delay(retries))
-    requests = []
     for alert_id, pending in cursor.pending.items():
         if now < pending.due or _alert_in_progress(instance, alert_id):
             continue
@@ -225,7 +235,7 @@ def _retry_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> l
 )
 def safety_incident_sensor(context: SensorEvaluationContext):
     """Alert, quarantine and refresh the incidents table per new incident, stop what should
-    have stopped, retry alerts."""
+    have stopped, retry alerts and table refreshes that never ran."""
     cursor = SafetyCursor.parse(context.cursor)
     requests = _incident_requests(context, cursor) + _retry_requests(context, cursor)
     # One request per key: an incident recorded twice (a repeated operator-stop tick) is one.

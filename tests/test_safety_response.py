@@ -170,6 +170,20 @@ def test_each_incident_is_requested_once_and_its_evaluation_stopped(defs, instan
     assert SafetyCursor.parse(later.cursor).incidents > SafetyCursor.parse(again.cursor).incidents
 
 
+def _ended_run(instance, job_name: str, tags: dict, started: bool, **run) -> str:
+    """A run of `job_name` the daemon marked failed: before it started, or after."""
+    run_id = str(uuid.uuid4())
+    instance.add_run(
+        DagsterRun(
+            job_name=job_name, run_id=run_id, status=DagsterRunStatus.FAILURE, tags=tags, **run
+        )
+    )
+    if started:
+        event = DagsterEvent(DagsterEventType.RUN_START.value, job_name=job_name)
+        instance.report_dagster_event(event, run_id)
+    return run_id
+
+
 def test_an_alert_run_that_never_started_is_launched_again(
     defs, instance, dagster_home, monkeypatch: pytest.MonkeyPatch
 ):
@@ -182,25 +196,34 @@ def test_an_alert_run_that_never_started_is_launched_again(
     first = tick(defs, instance, None)
     [request] = [r for r in first.run_requests if r.job_name == "safety_alert"]
 
-    def failed_alert_run(tags: dict, started: bool) -> None:
-        run_id = str(uuid.uuid4())
-        instance.add_run(
-            DagsterRun(
-                job_name="safety_alert", run_id=run_id, status=DagsterRunStatus.FAILURE,
-                run_config=request.run_config, tags=tags,
-            )
-        )  # fmt: skip
-        if started:
-            event = DagsterEvent(DagsterEventType.RUN_START.value, job_name="safety_alert")
-            instance.report_dagster_event(event, run_id)
-
-    failed_alert_run(request.tags, started=False)
+    _ended_run(instance, "safety_alert", request.tags, False, run_config=request.run_config)
     # A run that started and failed on its own (no channel configured) said why: not retried.
-    failed_alert_run({ALERT_TAG: "other-alert", INCIDENT_TAG: "other-alert"}, started=True)
+    other = {ALERT_TAG: "other-alert", INCIDENT_TAG: "other-alert"}
+    _ended_run(instance, "safety_alert", other, True, run_config=request.run_config)
     retry = tick(defs, instance, first.cursor)
     assert keys_of(retry, "safety_alert") == [f"{incident.id}:safety_alert:retry-1"]
     [again] = retry.run_requests
     assert again.run_config == request.run_config and again.tags == request.tags
+
+
+def test_an_incidents_refresh_that_never_started_is_requested_again(defs, instance, dagster_home):
+    """Its announcements would otherwise wait for the partition's next incident: the table
+    (and the leaderboard's open-incident marks) would miss them until then."""
+    incident = incident_for(fake_run(instance, DagsterRunStatus.SUCCESS), action="record")
+    record_incident(instance, artifacts(dagster_home), incident)
+    first = tick(defs, instance, None)
+    [request] = [r for r in first.run_requests if r.job_name == "record_incidents"]
+    tags = {"dagster/partition": incident.partition, "dagster/run_key": request.run_key}
+    lost = _ended_run(instance, "record_incidents", tags, False)
+    _ended_run(instance, "record_incidents", tags, True)  # ran and failed: said why
+
+    retry = tick(defs, instance, first.cursor)
+    [again] = retry.run_requests
+    assert again.job_name == "record_incidents"
+    assert again.run_key == f"{incident.partition}:record_incidents:retry-of-{lost}"
+    assert again.partition_key == request.partition_key
+    # Once: the next tick asks for nothing more.
+    assert not tick(defs, instance, retry.cursor).run_requests
 
 
 def test_alert_request_config_refuses_both_or_neither_source():
