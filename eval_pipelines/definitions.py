@@ -24,6 +24,7 @@ from eval_pipelines.jobs import (
 from eval_pipelines.partitions import evaluation_partitions, model_partitions
 from eval_pipelines.safety.jobs import quarantine_job, safety_alert_job
 from eval_pipelines.safety.quarantine import MODEL_QUARANTINE
+from eval_pipelines.safety.reviews import INCIDENT_REVIEWS
 from resources.deployments import resources_for
 from resources.results_io import RESULTS_IO_MANAGER, PublishedResultIOManager
 from sensors.analytics import analytics_automation_sensor
@@ -55,6 +56,12 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         MODEL_QUARANTINE, group_name="safety", partitions_def=model_partitions,
         description="Whether each model is quarantined; history of who quarantined and lifted.",
     )  # fmt: skip
+    # Observed only (by `evalctl incidents resolve/reopen`): shown in the UI beside incidents.
+    incident_reviews = AssetSpec(
+        INCIDENT_REVIEWS, group_name="safety", partitions_def=partitions_def,
+        description="Reviews of each model|suite's incidents: who resolved or reopened which "
+        "incident, why and when; an incident's latest review is its state.",
+    )  # fmt: skip
     return Definitions(
         assets=[
             evaluation,
@@ -62,6 +69,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
             build_leaderboard({name: s.version for name, s in catalog.suites.items()}),
             *build_analytics_assets(),
             quarantine_state,
+            incident_reviews,
         ],
         asset_checks=build_result_checks(partitions_def),
         jobs=[
