@@ -5,11 +5,14 @@ of this asset the moment they happen (`eval_pipelines.safety.incidents`); this a
 partition's table of them, materialized by the `record_incidents` job (the safety sensor
 requests it per partition for each batch of new incidents: `record_incidents_request`). The observations stay the source
 of truth: `partition_incidents` reads them, so the leaderboard never waits for a refresh.
+Each incident carries its review state (open or resolved, by whom and why), read from the
+`incident_reviews` observations (`eval_pipelines.safety.reviews`); a review does not
+rebuild the table, the next `record_incidents` run shows it.
 """
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dagster import (
     AssetExecutionContext,
@@ -29,6 +32,7 @@ from eval_pipelines.jobs import RECORD_INCIDENTS_JOB
 from eval_pipelines.log_viewer import transcript_url
 from eval_pipelines.partitions import partition_key, split_partition_key
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, load_incident
+from eval_pipelines.safety.reviews import OPEN, IncidentReview, latest_reviews
 from resources.artifact_store import ArtifactStore, content_key
 
 INCIDENTS_GROUP = "safety"
@@ -37,12 +41,22 @@ _PAGE = 500
 
 @dataclass(frozen=True)
 class RecordedIncident:
-    """An incident's latest record, with where its record and report are stored."""
+    """An incident's latest record, with where its record and report are stored, and its
+    latest review (None: never reviewed, so open)."""
 
     incident: Incident
     record_uri: str
     report_uri: str
     storage_id: int
+    review: IncidentReview | None = None
+
+    @property
+    def state(self) -> str:
+        return self.review.state if self.review else OPEN
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == OPEN
 
 
 def partition_incidents(
@@ -53,6 +67,7 @@ def partition_incidents(
     An incident announced more than once (a stop is announced at detection and again with
     its kill time) counts once: its latest announcement wins. A missing `eval_log_uri` is
     filled from the run's task tags (`eval/task/<task>`) once the task has stored its log.
+    Each carries its latest review, so every reader agrees on what is open.
     """
     records_filter = AssetRecordsFilter(
         asset_key=INCIDENTS_ASSET, asset_partitions=[partition] if partition else None
@@ -73,9 +88,10 @@ def partition_incidents(
         if not page.has_more:
             break
         cursor = page.cursor
+    reviews = latest_reviews(instance, partition)
     by_partition: dict[str, list[RecordedIncident]] = {}
     for found in sorted(latest.values(), key=lambda r: (r.incident.detected_at, r.storage_id)):
-        found = _with_log_uri(instance, found)
+        found = _with_log_uri(instance, replace(found, review=reviews.get(found.incident.id)))
         by_partition.setdefault(found.incident.partition, []).append(found)
     return by_partition
 
@@ -89,12 +105,7 @@ def _with_log_uri(instance: DagsterInstance, found: RecordedIncident) -> Recorde
     if not tag:
         return found  # the task is still running, or stored no log
     log_uri = resume.TaskCheckpoint.model_validate_json(tag).log_uri
-    return RecordedIncident(
-        incident.model_copy(update={"eval_log_uri": log_uri}),
-        found.record_uri,
-        found.report_uri,
-        found.storage_id,
-    )
+    return replace(found, incident=incident.model_copy(update={"eval_log_uri": log_uri}))
 
 
 def _when(at: float | None) -> str:
@@ -109,10 +120,16 @@ def _log_link(incident: Incident) -> str | None:
 
 
 def incident_row(found: RecordedIncident) -> dict:
-    """The asset's row for one incident: the record, plus where to read more."""
-    incident = found.incident
+    """The asset's row for one incident: the record, its review state (`reviewed_*`: the
+    latest review's, who resolved it or reopened it and why; None if never reviewed), plus
+    where to read more."""
+    incident, review = found.incident, found.review
     return {
         **incident.model_dump(exclude={"partition"}),
+        "state": found.state,
+        "reviewed_by": review.by if review else None,
+        "review_reason": review.reason if review else None,
+        "reviewed_at": review.at if review else None,
         "record": found.record_uri,
         "report": found.report_uri,
         "transcript": _log_link(incident),
@@ -123,15 +140,20 @@ def _markdown(rows: list[dict]) -> str:
     if not rows:
         return "No incidents."
     lines = [
-        "| detected (UTC) | rule | severity | action | task | sample | killed after | run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| detected (UTC) | rule | severity | action | task | sample | killed after | run "
+        "| state |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         sample = "" if r["sample_id"] is None else f"{r['sample_id']}#{r['epoch']}"
         killed = "" if r["killed_at"] is None else f"{r['killed_at'] - r['detected_at']:.3f} s"
+        state = r["state"]
+        if r["reviewed_by"]:  # free text: a | or line break would break the table
+            why = " ".join(r["review_reason"].split()).replace("|", "\\|")
+            state += f" ({r['reviewed_by']}: {why})"
         lines.append(
             f"| {_when(r['detected_at'])} | {r['rule_id']} | {r['severity']} | {r['action']} "
-            f"| {r['task'] or ''} | {sample} | {killed} | {r['run_id'][:8]} |"
+            f"| {r['task'] or ''} | {sample} | {killed} | {r['run_id'][:8]} | {state} |"
         )
     return "\n".join(lines)
 
@@ -146,8 +168,8 @@ def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDe
     )
     def incidents(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
         """Every incident of this model x suite: rule, severity, action, where, evidence, times,
-        the `.eval` log; a markdown report per incident. Every incident is open (no resolution
-        yet)."""
+        the `.eval` log, review state (open or resolved, by whom, why); a markdown report per
+        incident. Reviews made since this run show at its next refresh."""
         partition = str(context.partition_key)
         found = partition_incidents(context.instance, artifacts, partition).get(partition, [])
         rows = [incident_row(f) for f in found]
@@ -164,6 +186,8 @@ def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDe
         return MaterializeResult(
             metadata={
                 "incidents": len(rows),
+                "open": sum(f.is_open for f in found),
+                "resolved": sum(not f.is_open for f in found),
                 "critical": sum(r["severity"] == "critical" for r in rows),
                 "table": MetadataValue.md(_markdown(rows)),
                 "snapshot": MetadataValue.url(snapshot),
