@@ -16,7 +16,7 @@ from dagster import (
     asset,
 )
 
-from assets.incidents import partition_incidents
+from assets.incidents import RecordedIncident, partition_incidents
 from eval_pipelines.jobs import EVALUATION_JOB
 from eval_pipelines.partitions import split_partition_key
 from eval_pipelines.provenance import Provenance, run_provenance
@@ -77,7 +77,7 @@ def latest_attempt(instance: DagsterInstance, partition: str) -> Provenance | No
 def leaderboard_rows(
     standings: list[Standing],
     catalog_versions: Mapping[str, str],
-    incidents_by_partition: dict[str, list[Incident]] | None = None,
+    incidents_by_partition: dict[str, list[RecordedIncident]] | None = None,
 ) -> list[dict]:
     """One row per (model, suite): mean over tasks plus each task's mean and n, best first.
 
@@ -86,7 +86,7 @@ def leaderboard_rows(
     attempt ended (`status`, `latest_attempt`). Rows of an older suite version than the
     catalog's are `stale`, and sort after the current ones. Rows of a suite no longer in the
     catalog stay, marked, rather than vanish. A row counts the partition's open incidents
-    (every incident is open: there is no resolution yet) and their worst severity.
+    and their worst severity, and its resolved ones, so a resolution never hides an incident.
     """
     incidents_by_partition = incidents_by_partition or {}
     rows = []
@@ -96,6 +96,7 @@ def leaderboard_rows(
         means = {t["task"]: t["mean"] for t in scores["tasks"]}
         scored = [m for m in means.values() if m is not None]
         incidents = incidents_by_partition.get(standing.partition, [])
+        open_incidents = [found.incident for found in incidents if found.is_open]
         catalog_version = catalog_versions.get(suite)
         rows.append(
             {
@@ -118,8 +119,9 @@ def leaderboard_rows(
                 "run_id": scores["run_id"],
                 "status": standing.latest_attempt.status,
                 "latest_attempt": standing.latest_attempt.model_dump(),
-                "open_incidents": len(incidents),
-                "worst_severity": _worst(incidents),
+                "open_incidents": len(open_incidents),
+                "worst_severity": _worst(open_incidents),
+                "resolved_incidents": len(incidents) - len(open_incidents),
             }
         )
     return sorted(
@@ -159,6 +161,8 @@ def _cells(row: dict, tasks: list[str]) -> list[str]:
         row["evaluated_at"][:19],
         row["run_id"][:8],
         f"{incidents} ({row['worst_severity']})" if incidents else "",
+        # Rows built before reviews existed have no count.
+        str(row.get("resolved_incidents") or ""),
     ]
 
 
@@ -185,7 +189,7 @@ def display_sections(rows: list[dict]) -> list[tuple[str, list[str], list[list[s
                 continue
             tasks = sorted({t for r in group for t in r["tasks"]})
             header = ["model", "overall", *tasks, "version", "scope", "status", "evaluated",
-                      "run", "open incidents"]  # fmt: skip
+                      "run", "open incidents", "resolved"]  # fmt: skip
             sections.append((title, header, [_cells(r, tasks) for r in group]))
     return sections
 
@@ -224,14 +228,15 @@ def build_leaderboard(catalog_versions: Mapping[str, str]) -> AssetsDefinition:
         deps=[
             AssetDep("task_scores", partition_mapping=AllPartitionMapping()),
             AssetDep("incidents", partition_mapping=AllPartitionMapping()),
+            AssetDep("incident_reviews", partition_mapping=AllPartitionMapping()),
         ],
         group_name="analytics",
         automation_condition=REFRESH_AFTER_NEW_RESULTS,
     )
     def leaderboard(context: AssetExecutionContext, artifacts: ArtifactStore) -> list[dict]:
         """Published task scores for every evaluated model and suite, each marked with its
-        open incidents (read from their announcements, not the `incidents` table, so a
-        mark never waits for that table's refresh)."""
+        open and resolved incidents (read from their announcements and reviews, not the
+        `incidents` table, so a mark never waits for that table's refresh)."""
         instance = context.instance
         standings = []
         for key in published_partitions(instance):
@@ -248,10 +253,7 @@ def build_leaderboard(catalog_versions: Mapping[str, str]) -> AssetsDefinition:
                     latest_attempt(instance, key) or provenance,
                 )
             )
-        incidents = {
-            key: [found.incident for found in group]
-            for key, group in partition_incidents(context.instance, artifacts).items()
-        }
+        incidents = partition_incidents(context.instance, artifacts)
         rows = leaderboard_rows(standings, catalog_versions, incidents)
         context.add_output_metadata(
             {
@@ -261,6 +263,7 @@ def build_leaderboard(catalog_versions: Mapping[str, str]) -> AssetsDefinition:
                     {r["suite"] for r in rows if r["suite_status"] == NOT_IN_CATALOG}
                 ),
                 "with_open_incidents": sum(r["open_incidents"] > 0 for r in rows),
+                "resolved_incidents": sum(r["resolved_incidents"] for r in rows),
                 "limited": sum(r["limited"] for r in rows),
                 "stale": sum(r["stale"] for r in rows),
                 "table": MetadataValue.md(_markdown(rows)),
