@@ -264,26 +264,36 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """What the leaderboard asset holds (its latest materialization), not a recomputation."""
+    """What the leaderboard asset holds (its latest materialization), rebuilt first only with
+    `--refresh`."""
     home = ensure_local_home()
     from dagster import AssetKey
 
-    from eval_pipelines import definitions
     from eval_pipelines.daemon import open_instance
+    from eval_pipelines.definitions import build_definitions
+    from eval_pipelines.jobs import LEADERBOARD_JOB
 
     instance = open_instance(home)
+    if args.refresh:
+        try:
+            for line in _rebuild(instance, [(LEADERBOARD_JOB, None)]):
+                print(line, file=sys.stderr)
+        except RebuildFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     built = instance.get_latest_materialization_event(AssetKey("leaderboard"))
     if built is None:
         print(
             f"error: the leaderboard was never built in {home}. Evaluate a model "
             "(`evalctl run --model reference --suite smoke`, which refreshes it), or "
-            "materialize it: `evalctl ui`, then Assets > leaderboard > Materialize.",
+            "build it: `evalctl leaderboard --refresh`.",
             file=sys.stderr,
         )
         return 1
     logging.disable(logging.DEBUG)  # the IO manager's "Loading file from" line is not output
     try:
-        rows = definitions.defs.load_asset_value("leaderboard", instance=instance)
+        # Built now, after DAGSTER_HOME is settled: read from this home's IO storage.
+        rows = build_definitions().load_asset_value("leaderboard", instance=instance)
     finally:
         logging.disable(logging.NOTSET)
     if args.suite:
@@ -368,6 +378,121 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         ]  # fmt: skip
     print(_table(rows, ["model", "state", "incident", "run", "by", "when", "reason"]))
     return 0
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    """List safety incidents (newest first) with their review state, or resolve or reopen one
+    (recording who, why and when)."""
+    home = ensure_local_home()
+    from assets.incidents import incident_row, partition_incidents
+    from eval_pipelines.daemon import open_instance
+    from resources.deployments import resources_for
+
+    with open_instance(home) as instance:
+        found = [
+            f
+            for group in partition_incidents(instance, resources_for()["artifacts"]).values()
+            for f in group
+        ]
+        if args.action in ("resolve", "reopen"):
+            return _review_incident(args, home, instance, found)
+    found = [
+        f
+        for f in found
+        if (args.model is None or f.incident.model_id == args.model)
+        and (args.suite is None or f.incident.suite == args.suite)
+        and (f.is_open or not args.open)
+    ]
+    found.sort(key=lambda f: (f.incident.detected_at, f.storage_id), reverse=True)
+    rows = [{"partition": f.incident.partition, **incident_row(f)} for f in found]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        filtered = args.model or args.suite or args.open
+        print("No incident matches these filters." if filtered else "No incidents.")
+        return 0
+    cells = [
+        [r["id"], time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["detected_at"])),
+         r["severity"], r["rule_id"], r["action"], r["partition"], r["run_id"][:8], r["state"],
+         r["reviewed_by"] or "", r["review_reason"] or ""]
+        for r in rows
+    ]  # fmt: skip
+    header = ["incident", "detected (UTC)", "severity", "rule", "action", "model|suite", "run",
+              "state", "by", "reason"]  # fmt: skip
+    print(_table(cells, header))
+    return 0
+
+
+def _review_incident(args: argparse.Namespace, home: Path, instance, found: list) -> int:
+    from eval_pipelines.safety.reviews import reopen, resolve
+
+    matches = [f for f in found if f.incident.id == args.incident_id]
+    if not matches:
+        print(
+            f"error: no incident {args.incident_id!r} in the instance at {home}; "
+            "`evalctl incidents` lists them",
+            file=sys.stderr,
+        )
+        return 2
+    incident = matches[0].incident
+    try:
+        review = (resolve if args.action == "resolve" else reopen)(instance, incident, args.reason)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"incident {incident.id} ({incident.rule_id}, {incident.severity}, "
+        f"{incident.partition}) {review.state} by {review.by}: {review.reason}"
+    )
+    if not args.refresh:
+        print(
+            "The leaderboard shows it at its next refresh (after the next evaluation result, "
+            "or now: `evalctl leaderboard --refresh`); the `incidents` table of "
+            f"{incident.partition} at its next rebuild (after its next incident, or now: "
+            "`evalctl ui`, Assets > incidents > Materialize that partition)."
+        )
+        return 0
+    from eval_pipelines.jobs import LEADERBOARD_JOB, RECORD_INCIDENTS_JOB
+
+    try:
+        for line in _rebuild(
+            instance, [(RECORD_INCIDENTS_JOB, incident.partition), (LEADERBOARD_JOB, None)]
+        ):
+            print(line)
+    except RebuildFailed as exc:
+        print(f"error: the review is recorded, but {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class RebuildFailed(Exception):
+    """An asset rebuilt from evalctl (`--refresh`) failed to build."""
+
+
+def _rebuild(instance, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Run each (job, partition) in this process, quietly, as `evalctl run` rebuilds the
+    leaderboard; returns a line per run, raises `RebuildFailed` with the reason. Definitions
+    are built here, after DAGSTER_HOME is settled, so the artifact store is this home's."""
+    from eval_pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    done = []
+    for job_name, partition_key in jobs:
+        try:
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, partition_key=partition_key, run_config=quiet,
+                raise_on_error=False,
+            )  # fmt: skip
+        except Exception as exc:  # e.g. the suite left the catalog: no such partition
+            raise RebuildFailed(f"{job_name} failed: {type(exc).__name__}: {exc}") from exc
+        if not result.success:
+            failures = [e.message for e in result.all_events if e.is_step_failure]
+            why = "; ".join(failures) or "see `evalctl ui`"
+            raise RebuildFailed(f"{job_name} failed (run {result.run_id}): {why}")
+        done.append(f"{job_name} refreshed (run {result.run_id})")
+    return done
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
@@ -472,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     board.add_argument("--suite", help="only this suite's rows")
     board.add_argument("--json", action="store_true", help="print the rows as JSON")
+    board.add_argument(
+        "--refresh", action="store_true", help="rebuild the leaderboard first (in this process)"
+    )
     board.set_defaults(func=cmd_leaderboard)
 
     stop = sub.add_parser(
@@ -493,6 +621,30 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("model", help="the model id")
     lift.add_argument("--reason", required=True, help="why it is safe again (recorded)")
     quarantine.set_defaults(func=cmd_quarantine)
+
+    incidents = sub.add_parser(
+        "incidents",
+        help="safety incidents, newest first, open or resolved: list, resolve or reopen one",
+        description="Without an action: list every incident, newest first (filters narrow it).",
+    )
+    incidents.add_argument("--model", help="only this model's incidents")
+    incidents.add_argument("--suite", help="only this suite's incidents")
+    incidents.add_argument("--open", action="store_true", help="only open incidents")
+    incidents.add_argument("--json", action="store_true", help="print the rows as JSON")
+    review_actions = incidents.add_subparsers(dest="action", metavar="{resolve,reopen}")
+    for action, what in (
+        ("resolve", "resolve an open incident (a false positive, or reviewed)"),
+        ("reopen", "reopen a resolved incident"),
+    ):
+        p = review_actions.add_parser(action, help=f"{what}; records who, why and when")
+        p.add_argument("incident_id", help="the incident's id (`evalctl incidents`)")
+        p.add_argument("--reason", required=True, help="why (recorded)")
+        p.add_argument(
+            "--refresh",
+            action="store_true",
+            help="rebuild the leaderboard and the incident's table now",
+        )
+    incidents.set_defaults(func=cmd_incidents)
 
     schedules = sub.add_parser(
         "schedules", help="benchmark programme schedules: list, or start/stop one"
