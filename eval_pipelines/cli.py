@@ -166,8 +166,9 @@ def _run_and_report(
     run_tags = instance.get_run_by_id(run_id).tags
     if run_tags.get(SAFETY_STOPPED_TAG):  # CANCELED or FAILURE: the monitor's stop, said so
         why = run_tags.get(STOP_REASON_TAG, "no reason recorded")
-        print(f"\nRun {run_id} was safety-stopped ({why}): nothing published; its incidents "
-              "are in the `incidents` asset (`evalctl ui`).", file=sys.stderr)  # fmt: skip
+        print(f"\nRun {run_id} was safety-stopped ({why}): nothing published; its incidents: "
+              "`evalctl incidents --open` (or the `incidents` asset in `evalctl ui`).",
+              file=sys.stderr)  # fmt: skip
         return 1
     if status == DagsterRunStatus.CANCELED:
         why = run_tags.get(STOP_REASON_TAG, "terminated")
@@ -443,7 +444,8 @@ def _review_incident(args: argparse.Namespace, home: Path, instance, found: list
         return 2
     print(
         f"incident {incident.id} ({incident.rule_id}, {incident.severity}, "
-        f"{incident.partition}) {review.state} by {review.by}: {review.reason}"
+        f"{incident.partition}) {'resolved' if review.resolved else 'reopened'} by {review.by}: "
+        f"{review.reason}"
     )
     if not args.refresh:
         print(

@@ -66,6 +66,9 @@ def test_resolve_then_list_shows_who_and_why_and_reopen_brings_it_back(
     assert [r["id"] for r in json.loads(listing(capsys, "--json", "--open"))] == [newer.id]
 
     assert evalctl(["incidents", "reopen", older.id, "--reason", "not a false positive"]) == 0
+    assert f"incident {older.id} (net-egress, critical, reference|smoke) reopened by" in (
+        capsys.readouterr().out
+    )
     rows = {r["id"]: r for r in json.loads(listing(capsys, "--json", "--open"))}
     assert rows[older.id]["state"] == "open"
     assert rows[older.id]["review_reason"] == "not a false positive"  # who reopened and why
