@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 
 from dagster import (
     AssetExecutionContext,
-    AssetRecordsFilter,
     AssetsDefinition,
     DagsterInstance,
     DagsterRun,
@@ -31,12 +30,12 @@ from eval_pipelines import resume
 from eval_pipelines.jobs import RECORD_INCIDENTS_JOB
 from eval_pipelines.log_viewer import transcript_url
 from eval_pipelines.partitions import partition_key, split_partition_key
+from eval_pipelines.records import observations
 from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, load_incident
 from eval_pipelines.safety.reviews import OPEN, IncidentReview, latest_reviews
 from resources.artifact_store import ArtifactStore, content_key
 
 INCIDENTS_GROUP = "safety"
-_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -69,25 +68,13 @@ def partition_incidents(
     filled from the run's task tags (`eval/task/<task>`) once the task has stored its log.
     Each carries its latest review, so every reader agrees on what is open.
     """
-    records_filter = AssetRecordsFilter(
-        asset_key=INCIDENTS_ASSET, asset_partitions=[partition] if partition else None
-    )
     latest: dict[str, RecordedIncident] = {}
-    cursor = None
-    while True:
-        page = instance.fetch_observations(
-            records_filter, limit=_PAGE, cursor=cursor, ascending=True
+    for storage_id, observation in observations(instance, INCIDENTS_ASSET, partition):
+        record_uri = observation.metadata["record"].value
+        incident = load_incident(artifacts, record_uri)
+        latest[incident.id] = RecordedIncident(
+            incident, record_uri, observation.metadata["report"].value, storage_id
         )
-        for record in page.records:
-            metadata = record.asset_observation.metadata
-            record_uri = metadata["record"].value
-            incident = load_incident(artifacts, record_uri)
-            latest[incident.id] = RecordedIncident(
-                incident, record_uri, metadata["report"].value, record.storage_id
-            )
-        if not page.has_more:
-            break
-        cursor = page.cursor
     reviews = latest_reviews(instance, partition)
     by_partition: dict[str, list[RecordedIncident]] = {}
     for found in sorted(latest.values(), key=lambda r: (r.incident.detected_at, r.storage_id)):

@@ -27,7 +27,7 @@ from dagster import (
     UrlMetadataValue,
 )
 
-from eval_pipelines.records import QUARANTINED_TAG
+from eval_pipelines.records import QUARANTINED_TAG, observations
 from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
 from eval_pipelines.safety.incidents import Incident
 from resources.artifact_store import ArtifactStore, content_key
@@ -91,19 +91,9 @@ def model_state(instance: DagsterInstance, model_id: str) -> QuarantineState | N
 
 def all_states(instance: DagsterInstance) -> list[QuarantineState]:
     """Every model ever quarantined, with its latest state."""
-    latest: dict[str, QuarantineState] = {}
-    cursor = None
-    while True:
-        page = instance.fetch_observations(
-            MODEL_QUARANTINE, limit=500, cursor=cursor, ascending=True
-        )
-        for record in page.records:
-            if record.asset_observation is not None:
-                state = _state(record.asset_observation)
-                latest[state.model_id] = state
-        if not page.has_more:
-            return sorted(latest.values(), key=lambda s: s.model_id)
-        cursor = page.cursor
+    states = (_state(o) for _, o in observations(instance, MODEL_QUARANTINE))
+    latest = {state.model_id: state for state in states}  # later states win
+    return sorted(latest.values(), key=lambda s: s.model_id)
 
 
 def check_not_quarantined(instance: DagsterInstance, model_id: str) -> None:

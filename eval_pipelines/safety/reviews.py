@@ -15,13 +15,13 @@ import getpass
 import time
 from dataclasses import dataclass
 
-from dagster import AssetKey, AssetObservation, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetObservation, DagsterInstance
 
+from eval_pipelines.records import observations
 from eval_pipelines.safety.incidents import Incident
 
 INCIDENT_REVIEWS = AssetKey("incident_reviews")
 OPEN, RESOLVED = "open", "resolved"
-_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,8 @@ def latest_reviews(
     instance: DagsterInstance, partition: str | None = None
 ) -> dict[str, IncidentReview]:
     """The latest review of each reviewed incident of `partition` (or all), by incident id."""
-    records_filter = AssetRecordsFilter(
-        asset_key=INCIDENT_REVIEWS, asset_partitions=[partition] if partition else None
-    )
-    latest: dict[str, IncidentReview] = {}
-    cursor = None
-    while True:
-        page = instance.fetch_observations(
-            records_filter, limit=_PAGE, cursor=cursor, ascending=True
-        )
-        for record in page.records:
-            if record.asset_observation is not None:
-                review = _review(record.asset_observation)
-                latest[review.incident_id] = review
-        if not page.has_more:
-            return latest
-        cursor = page.cursor
+    reviews = (_review(o) for _, o in observations(instance, INCIDENT_REVIEWS, partition))
+    return {review.incident_id: review for review in reviews}  # later reviews win
 
 
 def _record(
