@@ -11,8 +11,10 @@ subreaper it adopts processes whose parent died first, so none escapes that swee
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,9 +29,37 @@ GRACE_SECONDS = 30
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+def port_problems(host: str, ports: dict[str, int]) -> list[str]:
+    """Why the servers could not listen on `host` at `ports` (keyed by the flag that sets
+    each): a port in use, a host this machine does not have.
+
+    Checked before starting anything: a server that cannot bind dies with a traceback, and
+    the other one is then stopped for it.
+    """
+    problems = []
+    for flag, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                problems.append(
+                    f"port {port} on {host} is in use (pass {flag} to choose another)"
+                    if exc.errno == errno.EADDRINUSE
+                    else f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                )
+    return problems
+
+
 def serve_ui(host: str, port: int, log_viewer_port: int) -> int:
     """Serve the Dagster UI and the log viewer on this project's local deployment."""
     from resources.deployments import resources_for  # Dagster's import cost, only for this command
+
+    problems = port_problems(host, {"--port": port, "--log-viewer-port": log_viewer_port})
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     home = ensure_local_home()
     log_dir = Path(resources_for("local")["artifacts"].root) / EVAL_LOGS

@@ -211,9 +211,17 @@ def test_evalctl_ui_serves_the_project_without_an_activated_venv(
     import json
     import urllib.request
 
-    port = free_port()
+    port, viewer_port = free_port(), free_port()
     bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(dagster_home)}
-    ui = Service("evalctl-ui", [str(BIN / "evalctl"), "ui", "--port", str(port)], tmp_path, bare)
+    command = [
+        str(BIN / "evalctl"),
+        "ui",
+        "--port",
+        str(port),
+        "--log-viewer-port",
+        str(viewer_port),
+    ]
+    ui = Service("evalctl-ui", command, tmp_path, bare)
     try:
         ui.wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
         query = {

@@ -124,3 +124,27 @@ def test_stopping_sweeps_orphans_in_other_sessions_that_ignore_the_signal(tmp_pa
     finally:
         supervisor.kill()
         supervisor.wait()
+
+
+@pytest.mark.parametrize("taken_flag", ["--port", "--log-viewer-port"])
+def test_a_port_in_use_is_refused_before_anything_starts(taken_flag: str, tmp_path: Path):
+    """Another `evalctl ui` (or anything) on a port: exit 2 naming the port and the flag to
+    change, instead of one server dying with a traceback and taking the other down."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        ports = {"--port": free_port(), "--log-viewer-port": free_port()}
+        ports[taken_flag] = holder.getsockname()[1]
+        flags = [str(x) for item in ports.items() for x in item]
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+        result = subprocess.run(
+            [str(BIN / "evalctl"), "ui", *flags],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    port = ports[taken_flag]
+    assert f"port {port} on 127.0.0.1 is in use (pass {taken_flag} to choose another)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr and "Dagster UI:" not in result.stderr
+    assert not (tmp_path / "home").exists(), "nothing is set up for a UI that cannot start"
