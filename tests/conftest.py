@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.home import INSTANCE_CONFIG
 from eval_pipelines.partitions import model_partitions
-from tests.services import dagster_services, free_port, moto_s3
+from tests.services import dagster_services, free_port, moto_s3, stop_private_daemons
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 S3_CREDENTIALS = {
@@ -63,6 +63,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group("services"))
+
+
+@pytest.fixture(autouse=True)
+def _private_daemons_end_with_their_test(tmp_path_factory: pytest.TempPathFactory):
+    """`evalctl run`'s private daemon outlives its last evalctl to let refresh runs end (up
+    to 5 min): stopped here, it cannot load the next test or write into a removed folder."""
+    yield
+    stop_private_daemons(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

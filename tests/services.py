@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -104,6 +105,34 @@ def dagster_services(log_dir: Path, port: int, env: dict[str, str]) -> list[Serv
         started[0].stop()
         raise
     return started
+
+
+def private_daemons(under: Path) -> list[int]:
+    """Supervisors of `evalctl run`'s private daemons (`eval_pipelines.daemon HOME`) still
+    alive for a DAGSTER_HOME at or under `under`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"eval_pipelines.daemon" in command and any(
+            part.startswith(str(under).encode()) for part in command
+        ):
+            found.append(int(proc.name))
+    return found
+
+
+def stop_private_daemons(under: Path, grace_seconds: float = 40) -> None:
+    """SIGTERM each (it stops its daemon, code server and runs), SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10)):
+        pids = private_daemons(under)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while pids and private_daemons(under) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _group_alive(pgid: int) -> bool:

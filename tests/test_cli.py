@@ -14,6 +14,7 @@ from dagster import DagsterInstance
 from eval_pipelines.home import INSTANCE_CONFIG
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host, run_without_bubblewrap
+from tests.services import private_daemons
 
 EVALCTL = str(Path(sys.executable).parent / "evalctl")
 
@@ -179,24 +180,11 @@ def test_concurrent_runs_of_one_partition_queue_behind_one_private_daemon(tmp_pa
     # The daemon outlives the last evalctl only to let the runs it started end, and none
     # of them dies with it (a refresh killed mid-way shows as a failed run).
     deadline = time.monotonic() + 360
-    while _private_daemons(home) and time.monotonic() < deadline:
+    while private_daemons(home) and time.monotonic() < deadline:
         time.sleep(1)
-    assert _private_daemons(home) == []
+    assert private_daemons(home) == []
     with DagsterInstance.from_config(str(home)) as instance:
         failed = [
             r.job_name for r in instance.get_runs() if r.status.value in ("FAILURE", "CANCELED")
         ]
         assert failed == [], f"runs ended with the private daemon: {failed}"
-
-
-def _private_daemons(home: Path) -> list[int]:
-    """Supervisors started for `home` that are still alive."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            command = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"eval_pipelines.daemon" in command and str(home).encode() in command:
-            found.append(int(proc.name))
-    return found
