@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.home import ensure_local_home
 from eval_pipelines.log_viewer import DEFAULT_LOG_VIEWER_PORT
+from eval_pipelines.rebuild import QUIET_CONSOLE, RebuildFailed
 from eval_pipelines.specs import EvalRequest
 from eval_pipelines.ui import serve_ui
 
@@ -187,9 +188,8 @@ def _run_and_report(
         return 1
     artifacts = definitions.defs.resources["artifacts"]
     scores, logs = (published.value(name, artifacts) for name in ("task_scores", "eval_logs"))
-    # ERROR only: the console shows our summary, not the leaderboard run's engine events.
     board = definitions.leaderboard_job_def().execute_in_process(
-        instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        instance=instance, run_config=QUIET_CONSOLE
     )
     leaderboard = board.output_for_node("leaderboard")
 
@@ -468,33 +468,18 @@ def _review_incident(args: argparse.Namespace, home: Path, instance, found: list
     return 0
 
 
-class RebuildFailed(Exception):
-    """An asset rebuilt from evalctl (`--refresh`) failed to build."""
-
-
 def _rebuild(instance, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
-    """Run each (job, partition) in this process, quietly, as `evalctl run` rebuilds the
-    leaderboard; returns a line per run, raises `RebuildFailed` with the reason. Definitions
-    are built here, after DAGSTER_HOME is settled, so the artifact store is this home's."""
+    """Rebuild each (job, partition) in this process; a line per run, or `RebuildFailed`.
+    Definitions are built here, after DAGSTER_HOME is settled, so the artifact store is this
+    home's."""
     from eval_pipelines.definitions import build_definitions
+    from eval_pipelines.rebuild import rebuild
 
     defs = build_definitions()
-    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    done = []
-    for job_name, partition_key in jobs:
-        try:
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, partition_key=partition_key, run_config=quiet,
-                raise_on_error=False,
-            )  # fmt: skip
-        except Exception as exc:  # e.g. the suite left the catalog: no such partition
-            raise RebuildFailed(f"{job_name} failed: {type(exc).__name__}: {exc}") from exc
-        if not result.success:
-            failures = [e.message for e in result.all_events if e.is_step_failure]
-            why = "; ".join(failures) or "see `evalctl ui`"
-            raise RebuildFailed(f"{job_name} failed (run {result.run_id}): {why}")
-        done.append(f"{job_name} refreshed (run {result.run_id})")
-    return done
+    return [
+        f"{job_name} refreshed (run {rebuild(defs, instance, job_name, partition)})"
+        for job_name, partition in jobs
+    ]
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:

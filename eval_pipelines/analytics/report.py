@@ -10,6 +10,7 @@ import pandas as pd
 
 from eval_pipelines.analytics.history import load_tasks
 from eval_pipelines.analytics.store import NotBuiltError, latest_table
+from eval_pipelines.rebuild import RebuildFailed, rebuild
 
 _HISTORY_COLUMNS = [
     "evaluated_at",
@@ -25,10 +26,6 @@ _HISTORY_COLUMNS = [
 _COMPARE_COLUMNS = ["task", "n", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "significant"]
 
 
-class RefreshFailed(RuntimeError):
-    """`--refresh` could not rebuild the analytics assets."""
-
-
 def _open(refresh: bool):
     """The instance and artifact store of this home, after refreshing the analytics assets
     if asked. Definitions are built here, after DAGSTER_HOME is settled, so the artifact
@@ -41,17 +38,7 @@ def _open(refresh: bool):
     instance = open_instance(ensure_local_home())
     defs = build_definitions()
     if refresh:
-        result = defs.resolve_job_def(ANALYTICS_JOB).execute_in_process(
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-            raise_on_error=False,
-        )
-        if not result.success:
-            failures = [e.message for e in result.all_events if e.is_step_failure]
-            raise RefreshFailed(
-                f"refreshing the analytics assets failed (run {result.run_id}): "
-                + ("; ".join(failures) or "see `evalctl ui`")
-            )
+        rebuild(defs, instance, ANALYTICS_JOB)
     return instance, defs.resources["artifacts"]
 
 
@@ -111,7 +98,7 @@ def _latest(refresh: bool, asset: str):
     try:
         instance, artifacts = _open(refresh)
         return artifacts, latest_table(instance, artifacts, asset)
-    except (NotBuiltError, RefreshFailed) as exc:
+    except (NotBuiltError, RebuildFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
 
