@@ -21,17 +21,17 @@ from dagster import (
 )
 
 from assets.leaderboard import REFRESH_AFTER_NEW_RESULTS
+from eval_pipelines.core.names import (
+    ANALYTICS_ASSETS,
+    ANALYTICS_JOB,
+    COMPARISON,
+    HISTORY,
+    OUTCOMES,
+    TRENDS,
+)
 from resources.artifact_store import ArtifactStore
 
 GROUP = "analytics"
-HISTORY, TRENDS, COMPARISON, OUTCOMES = (
-    "evaluation_history",
-    "score_trends",
-    "model_comparison",
-    "evaluation_outcomes",
-)
-ANALYTICS_ASSETS = (HISTORY, TRENDS, COMPARISON, OUTCOMES)
-ANALYTICS_JOB = "refresh_analytics"
 
 
 def _tables() -> ModuleType:

@@ -2,8 +2,10 @@
 
 from dagster import AssetOut, AssetsDefinition, MultiPartitionsDefinition, graph_multi_asset
 
-from eval_pipelines.ops import prepare_evaluation, publish_results, run_eval_task
-from eval_pipelines.versions import HARNESS_VERSION
+from eval_pipelines.core.versions import HARNESS_VERSION
+from eval_pipelines.evaluation.prepare import prepare_evaluation
+from eval_pipelines.evaluation.publish import publish_results
+from eval_pipelines.evaluation.run_task import run_eval_task
 
 EVALUATION_GROUP = "evaluation"
 

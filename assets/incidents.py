@@ -26,12 +26,17 @@ from dagster import (
     asset,
 )
 
-from eval_pipelines import resume
-from eval_pipelines.jobs import RECORD_INCIDENTS_JOB
-from eval_pipelines.log_viewer import transcript_url
-from eval_pipelines.partitions import partition_key, split_partition_key
-from eval_pipelines.records import observations
-from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, load_incident
+from eval_pipelines.core.log_viewer import transcript_url
+from eval_pipelines.core.names import (
+    INCIDENTS_ASSET,
+    PARTITION_TAG,
+    RECORD_INCIDENTS_JOB,
+    TASK_TAG_PREFIX,
+)
+from eval_pipelines.core.partitions import partition_key, split_partition_key
+from eval_pipelines.results import resume
+from eval_pipelines.results.records import observations
+from eval_pipelines.safety.incidents import Incident, load_incident
 from eval_pipelines.safety.reviews import OPEN, IncidentReview, latest_reviews
 from resources.artifact_store import ArtifactStore, content_key
 
@@ -88,7 +93,7 @@ def _with_log_uri(instance: DagsterInstance, found: RecordedIncident) -> Recorde
     if incident.eval_log_uri or not incident.task:
         return found
     run = instance.get_run_by_id(incident.run_id)
-    tag = run.tags.get(resume.TASK_TAG_PREFIX + resume.task_key(incident.task)) if run else None
+    tag = run.tags.get(TASK_TAG_PREFIX + resume.task_key(incident.task)) if run else None
     if not tag:
         return found  # the task is still running, or stored no log
     log_uri = resume.TaskCheckpoint.model_validate_json(tag).log_uri
@@ -200,7 +205,7 @@ def record_incidents_retry(never_started: DagsterRun) -> RunRequest:
     """Again the refresh of a `record_incidents` run that ended without starting (never
     dequeued): its announcements would otherwise wait for the partition's next incident.
     Keyed by that run, so each such run is retried once; a retry that fails so is too."""
-    partition = never_started.tags[resume.PARTITION_TAG]
+    partition = never_started.tags[PARTITION_TAG]
     return _record_incidents(
         partition, f"{partition}:{RECORD_INCIDENTS_JOB}:retry-of-{never_started.run_id}"
     )

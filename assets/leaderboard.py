@@ -17,13 +17,12 @@ from dagster import (
 )
 
 from assets.incidents import RecordedIncident, partition_incidents
-from eval_pipelines.jobs import EVALUATION_JOB
-from eval_pipelines.partitions import split_partition_key
-from eval_pipelines.provenance import Provenance, run_provenance
-from eval_pipelines.records import PublishedResult, published_partitions, published_results
-from eval_pipelines.resume import PARTITION_TAG
+from eval_pipelines.catalog.policy import SEVERITIES
+from eval_pipelines.core.names import EVALUATION_JOB, PARTITION_TAG
+from eval_pipelines.core.partitions import split_partition_key
+from eval_pipelines.results.provenance import Provenance, run_provenance
+from eval_pipelines.results.records import PublishedResult, published_partitions, published_results
 from eval_pipelines.safety.incidents import Incident
-from eval_pipelines.safety.policy import SEVERITIES
 from resources.artifact_store import ArtifactStore
 
 IN_CATALOG, NOT_IN_CATALOG = "in catalog", "not in catalog"

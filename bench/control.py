@@ -78,8 +78,8 @@ def percentile(values: list[float], q: float) -> float:
 def trial(kind: str, executor: str, port: int, instance, ledger: Path) -> dict[str, float]:
     from dagster import DagsterRunStatus
 
-    from eval_pipelines.executors import WORKER_TAG
-    from eval_pipelines.processes import ProcessIdentity
+    from eval_pipelines.core.names import WORKER_TAG
+    from eval_pipelines.core.processes import ProcessIdentity
 
     start_calls = len(model_calls(ledger))
     run_id = launch_from_the_ui_api(port, instance, executor, EPOCHS)

@@ -40,12 +40,14 @@ from dagster import AssetRecordsFilter, DagsterInstance  # noqa: E402
 from inspect_ai.model import ChatMessageTool  # noqa: E402
 from inspect_ai.tool import ToolCall  # noqa: E402
 
+from eval_pipelines.catalog.policy import baseline_policy  # noqa: E402
+from eval_pipelines.catalog.specs import SandboxSpec
+from eval_pipelines.core import events  # noqa: E402
+from eval_pipelines.core.names import INCIDENTS_ASSET
+from eval_pipelines.core.partitions import partition_key  # noqa: E402
 from eval_pipelines.definitions import build_definitions  # noqa: E402  (first: import order)
-from eval_pipelines.partitions import partition_key  # noqa: E402
-from eval_pipelines.safety import events  # noqa: E402
-from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident  # noqa: E402
+from eval_pipelines.safety.incidents import load_incident
 from eval_pipelines.safety.monitor import MonitorScope, SafetyMonitor  # noqa: E402
-from eval_pipelines.safety.policy import baseline_policy  # noqa: E402
 from eval_pipelines.sandbox import BwrapSandboxEnvironment, require_host  # noqa: E402
 from eval_pipelines.scripted._conversation import Conversation  # noqa: E402
 from eval_pipelines.scripted._policies import (  # noqa: E402
@@ -54,7 +56,6 @@ from eval_pipelines.scripted._policies import (  # noqa: E402
     Turn,
     _final,
 )
-from eval_pipelines.specs import SandboxSpec  # noqa: E402
 from resources.artifact_store import LocalArtifactStore  # noqa: E402
 
 ONE_LINER = dict(RED_TEAM_ATTEMPTS)["hidden-one-liner"]

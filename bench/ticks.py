@@ -70,8 +70,8 @@ def _seed(instance, ids: list[str]) -> None:
     from dagster import AssetMaterialization, DagsterRun
     from dagster._core.utils import make_new_run_id
 
-    from eval_pipelines.partitions import model_partitions
-    from eval_pipelines.programme import RUN_KEY_TAG
+    from eval_pipelines.core.names import RUN_KEY_TAG
+    from eval_pipelines.core.partitions import model_partitions
 
     instance.add_dynamic_partitions(model_partitions.name, ids)
     last_night = (TICK - timedelta(days=1)).isoformat()
@@ -108,7 +108,7 @@ def main() -> int:
     try:
         home = root / "dagster_home"
         home.mkdir()
-        from eval_pipelines.home import INSTANCE_CONFIG
+        from eval_pipelines.core.home import INSTANCE_CONFIG
 
         shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
         os.environ["DAGSTER_HOME"] = str(home)

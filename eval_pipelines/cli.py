@@ -13,11 +13,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.home import ensure_local_home
-from eval_pipelines.log_viewer import DEFAULT_LOG_VIEWER_PORT
-from eval_pipelines.rebuild import QUIET_CONSOLE, RebuildFailed
-from eval_pipelines.specs import EvalRequest
-from eval_pipelines.ui import serve_ui
+from eval_pipelines.catalog.specs import EvalRequest
+from eval_pipelines.control.rebuild import QUIET_CONSOLE, RebuildFailed
+from eval_pipelines.control.ui import serve_ui
+from eval_pipelines.core.home import ensure_local_home
+from eval_pipelines.core.log_viewer import DEFAULT_LOG_VIEWER_PORT
 
 # Console shows our progress lines (INFO), not every Dagster engine event (DEBUG).
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -83,8 +83,8 @@ def _print_progress(entry) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     # Imported late: DAGSTER_HOME must be set before resources are built.
-    from eval_pipelines.evaluate import EvaluationRefused, validate_evaluation
-    from eval_pipelines.ops import EvaluationConfig
+    from eval_pipelines.catalog.launch_config import EvaluationConfig
+    from eval_pipelines.evaluation.inspect_work import EvaluationRefused, validate_evaluation
     from resources.deployments import resources_for
 
     eval_config = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in catalog.bad_folders():
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    from eval_pipelines.daemon import open_instance
+    from eval_pipelines.control.daemon import open_instance
 
     try:
         instance = open_instance(home)
@@ -129,11 +129,12 @@ def _run_and_report(
 ) -> int:
     from dagster import DagsterRunStatus, execute_job, reconstructable
 
-    from eval_pipelines import definitions, launch
-    from eval_pipelines.launcher import fail_runs_with_dead_workers
-    from eval_pipelines.partitions import model_partitions, partition_key
-    from eval_pipelines.records import run_result
-    from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
+    from eval_pipelines import definitions
+    from eval_pipelines.control import launch
+    from eval_pipelines.core.names import SAFETY_STOPPED_TAG, STOP_REASON_TAG
+    from eval_pipelines.core.partitions import model_partitions, partition_key
+    from eval_pipelines.execution.launcher import fail_runs_with_dead_workers
+    from eval_pipelines.results.records import run_result
 
     # Runs whose worker was killed must read FAILURE before a resume looks for them.
     fail_runs_with_dead_workers(instance)
@@ -234,10 +235,9 @@ def _run_and_report(
 def cmd_runs(args: argparse.Namespace) -> int:
     """Recent runs with their true state: status, stop reason, and where each task got to."""
     home = ensure_local_home()
-    from eval_pipelines.daemon import open_instance
-    from eval_pipelines.launcher import fail_runs_with_dead_workers
-    from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX
-    from eval_pipelines.stopping import STOP_REASON_TAG
+    from eval_pipelines.control.daemon import open_instance
+    from eval_pipelines.core.names import PARTITION_TAG, STOP_REASON_TAG, TASK_TAG_PREFIX
+    from eval_pipelines.execution.launcher import fail_runs_with_dead_workers
 
     instance = open_instance(home)
     fail_runs_with_dead_workers(instance)
@@ -270,9 +270,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     home = ensure_local_home()
     from dagster import AssetKey
 
-    from eval_pipelines.daemon import open_instance
+    from eval_pipelines.control.daemon import open_instance
+    from eval_pipelines.core.names import LEADERBOARD_JOB
     from eval_pipelines.definitions import build_definitions
-    from eval_pipelines.jobs import LEADERBOARD_JOB
 
     instance = open_instance(home)
     if args.refresh:
@@ -325,9 +325,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     from dagster import DagsterRunStatus
 
-    from eval_pipelines.daemon import open_instance
-    from eval_pipelines.launcher import fail_runs_with_dead_workers
-    from eval_pipelines.stopping import STOP_REASON_TAG
+    from eval_pipelines.control.daemon import open_instance
+    from eval_pipelines.execution.launcher import fail_runs_with_dead_workers
+    from eval_pipelines.execution.stopping import stop_run
 
     instance = open_instance(home)
     fail_runs_with_dead_workers(instance)
@@ -342,9 +342,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"run {run.run_id} already ended: {run.status.value}")
         return 0
     reason = f"{args.reason or 'stopped from evalctl'} (by {getpass.getuser()})"
-    instance.add_run_tags(run.run_id, {STOP_REASON_TAG: reason})
     print(f"stopping run {run.run_id} ({run.status.value}): {reason}", flush=True)
-    instance.run_coordinator.cancel_run(run.run_id)
+    stop_run(instance, run.run_id, reason, safety=False)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         run = instance.get_run_by_id(run.run_id)
@@ -386,7 +385,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     (recording who, why and when)."""
     home = ensure_local_home()
     from assets.incidents import incident_row, partition_incidents
-    from eval_pipelines.daemon import open_instance
+    from eval_pipelines.control.daemon import open_instance
     from resources.deployments import resources_for
 
     with open_instance(home) as instance:
@@ -455,7 +454,7 @@ def _review_incident(args: argparse.Namespace, home: Path, instance, found: list
             "`evalctl ui`, Assets > incidents > Materialize that partition)."
         )
         return 0
-    from eval_pipelines.jobs import LEADERBOARD_JOB, RECORD_INCIDENTS_JOB
+    from eval_pipelines.core.names import LEADERBOARD_JOB, RECORD_INCIDENTS_JOB
 
     try:
         for line in _rebuild(
@@ -472,8 +471,8 @@ def _rebuild(instance, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
     """Rebuild each (job, partition) in this process; a line per run, or `RebuildFailed`.
     Definitions are built here, after DAGSTER_HOME is settled, so the artifact store is this
     home's."""
+    from eval_pipelines.control.rebuild import rebuild
     from eval_pipelines.definitions import build_definitions
-    from eval_pipelines.rebuild import rebuild
 
     defs = build_definitions()
     return [
@@ -485,8 +484,8 @@ def _rebuild(instance, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
 def cmd_schedules(args: argparse.Namespace) -> int:
     """List the benchmark programme's schedules, or start/stop one (as the UI toggle does)."""
     home = ensure_local_home()
-    from eval_pipelines.daemon import open_instance
-    from eval_pipelines.schedule_control import list_schedules, set_running
+    from eval_pipelines.control.daemon import open_instance
+    from eval_pipelines.control.schedules import list_schedules, set_running
 
     instance = open_instance(home)
     if args.action in ("start", "stop"):

@@ -13,20 +13,19 @@ from assets.evaluation import build_evaluation_assets
 from assets.incidents import build_incidents_asset
 from assets.leaderboard import build_leaderboard
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.executors import executor_from_env
-from eval_pipelines.jobs import (
+from eval_pipelines.core.names import (
     EVALUATION_JOB,
+    INCIDENT_REVIEWS,
     LEADERBOARD_JOB,
-    build_evaluation_job,
-    leaderboard_job,
-    record_incidents_job,
+    MODEL_QUARANTINE,
+    RESULTS_IO_MANAGER,
 )
-from eval_pipelines.partitions import evaluation_partitions, model_partitions
+from eval_pipelines.core.partitions import evaluation_partitions, model_partitions
+from eval_pipelines.execution.executors import executor_from_env
+from eval_pipelines.jobs import build_evaluation_job, leaderboard_job, record_incidents_job
+from eval_pipelines.results.io_manager import PublishedResultIOManager
 from eval_pipelines.safety.jobs import quarantine_job, safety_alert_job
-from eval_pipelines.safety.quarantine import MODEL_QUARANTINE
-from eval_pipelines.safety.reviews import INCIDENT_REVIEWS
 from resources.deployments import resources_for
-from resources.results_io import RESULTS_IO_MANAGER, PublishedResultIOManager
 from sensors.analytics import analytics_automation_sensor
 from sensors.catalog import model_catalog_sensor
 from sensors.programme import build_model_arrival_sensor, build_programme_schedules

@@ -3,22 +3,8 @@ partition's incidents."""
 
 from dagster import AssetsDefinition, AssetSelection, define_asset_job
 
-from eval_pipelines.ops import EvaluationConfig
-
-EVALUATION_JOB = "evaluate"
-LEADERBOARD_JOB = "refresh_leaderboard"
-RECORD_INCIDENTS_JOB = "record_incidents"
-
-
-def evaluation_run_config(config: dict) -> dict:
-    """Run config of the evaluate job: `EvaluationConfig` sits on the graph's prepare op."""
-    return {"ops": {"evaluation": {"ops": {"prepare_evaluation": {"config": config}}}}}
-
-
-def evaluation_config_of(run_config: dict) -> EvaluationConfig:
-    """The `EvaluationConfig` an evaluate run was launched with (defaults where none given)."""
-    ops = run_config.get("ops", {}).get("evaluation", {}).get("ops", {})
-    return EvaluationConfig(**(ops.get("prepare_evaluation", {}).get("config") or {}))
+from eval_pipelines.catalog.launch_config import EvaluationConfig, evaluation_run_config
+from eval_pipelines.core.names import EVALUATION_JOB, LEADERBOARD_JOB, RECORD_INCIDENTS_JOB
 
 
 def build_evaluation_job(evaluation: AssetsDefinition):

@@ -1,43 +1,8 @@
-"""What one task run hands to the publish step: its samples, flattened, and its score.
+"""Legacy path of a task's result types, kept so outputs pickled by earlier runs load.
 
-Plain data, apart from `eval_pipelines.inspect_bridge` (which fills it in from an Inspect
-log): the ops' types use it, and every process that loads the code location imports the
-ops, most without ever running an evaluation or needing Inspect.
+New code imports `eval_pipelines.core.task_results`. Nothing of the project imports this module.
 """
 
-from typing import Any
+from eval_pipelines.core.task_results import SampleRow, TaskScore
 
-from pydantic import BaseModel, ConfigDict
-
-
-class SampleRow(BaseModel):
-    """One sample x epoch of a task's log, flattened for tables and checks."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task: str
-    sample_id: str
-    epoch: int
-    score: float | None
-    score_value: Any = None
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    total_time: float | None
-    working_time: float | None
-    error: str | None
-    limit: str | None
-
-
-class TaskScore(BaseModel):
-    """Mean score of a task over its scored samples, with standard error and 95% CI."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task: str
-    mean: float | None
-    stderr: float | None
-    ci95_low: float | None
-    ci95_high: float | None
-    n: int
-    errors: int
+__all__ = ["SampleRow", "TaskScore"]

@@ -18,12 +18,39 @@ import os
 import time
 import urllib.request
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 from dagster import Config, ConfigurableResource, EnvVar
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from eval_pipelines.safety.alerts import Alert
+AlertKind = Literal["policy", "operator_stop", "capability_threshold", "run_failure"]
+
+
+class Alert(BaseModel):
+    """The message every channel renders in its own format."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="Stable: incident id, or run-failure-<run id>; the dedup key.")
+    kind: AlertKind
+    severity: Literal["info", "warning", "error", "critical"]
+    title: str
+    summary: str
+    run_id: str
+    partition: str | None = None
+    rule_id: str | None = None
+    action: str | None = None
+    quarantine: bool = False
+    timestamp: str = Field(description="ISO 8601 time of detection.")
+    source: str = "eval-platform"
+    links: dict[str, str] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def fields(self) -> dict[str, str]:
+        """The short facts a person scans first."""
+        facts = {"alert": self.id, "run": self.run_id, "partition": self.partition, "rule": self.rule_id,
+                 "action": self.action, "quarantine": "yes" if self.quarantine else None}  # fmt: skip
+        return {k: str(v) for k, v in facts.items() if v is not None}
 
 
 class AlertChannel(Config, ABC):

@@ -15,7 +15,7 @@ from typing import Any
 
 from dagster import EnvVar, FilesystemIOManager
 
-from eval_pipelines.home import local_home
+from eval_pipelines.core.home import local_home
 from resources.alerting import alert_channels_from_env
 from resources.artifact_store import LocalArtifactStore
 from resources.sandbox import SandboxBackend

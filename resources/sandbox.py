@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from eval_pipelines.specs import SandboxMaxima, SandboxSpec
+from eval_pipelines.catalog.specs import SandboxMaxima, SandboxSpec
 
 if TYPE_CHECKING:
     from inspect_ai.util import SandboxEnvironmentSpec

@@ -3,7 +3,7 @@
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.partitions import model_partitions
+from eval_pipelines.core.partitions import model_partitions
 
 
 def new_model_ids(catalog: Catalog, known: set[str]) -> list[str]:

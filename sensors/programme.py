@@ -18,7 +18,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.programme import ProgrammeSpec, arrival_requests, scheduled_requests
+from eval_pipelines.catalog.programme import ProgrammeSpec
+from sensors.programme_requests import arrival_requests, scheduled_requests
 
 EvaluationJob = JobDefinition | UnresolvedAssetJobDefinition
 

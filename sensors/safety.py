@@ -40,19 +40,23 @@ from dagster import (
 )
 
 from assets.incidents import record_incidents_request, record_incidents_retry
-from eval_pipelines.jobs import RECORD_INCIDENTS_JOB, record_incidents_job
-from eval_pipelines.partitions import split_partition_key
-from eval_pipelines.resume import PARTITION_TAG
-from eval_pipelines.safety.alerts import ALERT_DELIVERIES, ALERT_TAG
-from eval_pipelines.safety.incidents import INCIDENTS_ASSET, Incident, record_incident
-from eval_pipelines.safety.jobs import (
+from eval_pipelines.core.names import (
+    ALERT_DELIVERIES,
+    ALERT_TAG,
     INCIDENT_TAG,
+    INCIDENTS_ASSET,
+    PARTITION_TAG,
     QUARANTINE_JOB,
+    RECORD_INCIDENTS_JOB,
     SAFETY_ALERT_JOB,
-    quarantine_job,
-    safety_alert_job,
+    SAFETY_STOPPED_TAG,
+    STOP_REASON_TAG,
 )
-from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
+from eval_pipelines.core.partitions import split_partition_key
+from eval_pipelines.execution.stopping import stop_run
+from eval_pipelines.jobs import record_incidents_job
+from eval_pipelines.safety.incidents import Incident, record_incident
+from eval_pipelines.safety.jobs import quarantine_job, safety_alert_job
 from resources.artifact_store import ArtifactStore
 
 RETRY_ENV = "EVAL_ALERT_RETRY_SECONDS"
@@ -98,16 +102,6 @@ def alert_run_config(incident_record: str) -> dict:
     return {"ops": {"deliver_alert": {"config": {"incident_record": incident_record}}}}
 
 
-def stop_evaluation(instance: DagsterInstance, run_id: str, reason: str) -> bool:
-    """Tag and cancel the run if it is still going; True if this call asked it to stop."""
-    run = instance.get_run_by_id(run_id)
-    if run is None or run.is_finished or run.status == DagsterRunStatus.CANCELING:
-        return False
-    instance.add_run_tags(run_id, {SAFETY_STOPPED_TAG: "true", STOP_REASON_TAG: reason})
-    instance.run_coordinator.cancel_run(run_id)
-    return True
-
-
 def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -> list[RunRequest]:
     records = context.instance.fetch_observations(
         AssetRecordsFilter(asset_key=INCIDENTS_ASSET, after_storage_id=cursor.incidents or None),
@@ -138,7 +132,7 @@ def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -
             ))  # fmt: skip
         if meta.get("action") == "stop_evaluation":
             reason = f"safety: {meta['rule_id']}: {meta['summary']}"
-            if stop_evaluation(context.instance, str(meta["run_id"]), reason):
+            if stop_run(context.instance, str(meta["run_id"]), reason, safety=True):
                 context.log.warning(f"incident {incident_id}: stopping run {meta['run_id']}")
     return requests + [
         record_incidents_request(partition, announcement)

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from dagster import DagsterInstance
 
+from eval_pipelines.core.home import INSTANCE_CONFIG
+from eval_pipelines.core.partitions import model_partitions
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.home import INSTANCE_CONFIG
-from eval_pipelines.partitions import model_partitions
 from tests.services import dagster_services, free_port, moto_s3, stop_private_daemons
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -81,8 +81,8 @@ def launch_from_the_ui_api(
     """What the Launchpad does: a GraphQL launch carrying only the partition's tags."""
     from dagster_graphql import DagsterGraphQLClient
 
+    from eval_pipelines.core.partitions import model_partitions, partition_key
     from eval_pipelines.definitions import build_definitions
-    from eval_pipelines.partitions import model_partitions, partition_key
 
     instance.add_dynamic_partitions(model_partitions.name, [model])
     job = build_definitions().resolve_job_def("evaluate")

@@ -108,7 +108,7 @@ def dagster_services(log_dir: Path, port: int, env: dict[str, str]) -> list[Serv
 
 
 def private_daemons(under: Path) -> list[int]:
-    """Supervisors of `evalctl run`'s private daemons (`eval_pipelines.daemon HOME`) still
+    """Supervisors of `evalctl run`'s private daemons (`eval_pipelines.control.daemon HOME`) still
     alive for a DAGSTER_HOME at or under `under`."""
     found = []
     for proc in Path("/proc").iterdir():
@@ -116,7 +116,7 @@ def private_daemons(under: Path) -> list[int]:
             command = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"eval_pipelines.daemon" in command and any(
+        if b"eval_pipelines.control.daemon" in command and any(
             part.startswith(str(under).encode()) for part in command
         ):
             found.append(int(proc.name))

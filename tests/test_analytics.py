@@ -10,7 +10,6 @@ import pytest
 from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
 from dagster_aws.s3 import S3Resource
 
-from assets.analytics import ANALYTICS_ASSETS, ANALYTICS_JOB
 from eval_pipelines import cli
 from eval_pipelines.analytics import stats
 from eval_pipelines.analytics.history import (
@@ -22,7 +21,7 @@ from eval_pipelines.analytics.history import (
     sample_loader,
 )
 from eval_pipelines.analytics.store import TABLE_METADATA, read_frame
-from eval_pipelines.records import QUARANTINED_TAG
+from eval_pipelines.core.names import ANALYTICS_ASSETS, ANALYTICS_JOB, QUARANTINED_TAG
 from resources.artifact_store import LocalArtifactStore
 from resources.s3_artifact_store import S3ArtifactStore
 from tests.test_evaluation_job import run_evaluation

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.specs import SpecError
+from eval_pipelines.catalog.spec_files import SpecError
 from tests.conftest import PROJECT_ROOT, write_suite
 
 FINE_SUITE = "name: fine\nversion: '1'\ntasks: [{name: a, task: eval_pipelines/popularity}]\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from eval_pipelines.home import INSTANCE_CONFIG
+from eval_pipelines.core.home import INSTANCE_CONFIG
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host, run_without_bubblewrap
 from tests.services import private_daemons

@@ -13,11 +13,11 @@ import pytest
 from dagster import AssetRecordsFilter, DagsterInstance
 from inspect_ai.log import read_eval_log
 
+from eval_pipelines.catalog.policy import baseline_policy
+from eval_pipelines.core.names import INCIDENTS_ASSET, TASK_TAG_PREFIX
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import partition_key
-from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
-from eval_pipelines.safety.incidents import INCIDENTS_ASSET
-from eval_pipelines.safety.policy import baseline_policy
+from eval_pipelines.results.resume import TaskCheckpoint
 from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
 from resources.artifact_store import LocalArtifactStore
 from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes

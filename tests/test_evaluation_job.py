@@ -6,8 +6,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterInvalidConfigError, validate_run_config
 from inspect_ai.log import read_eval_log
 
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import partition_key
 from resources.artifact_store import LocalArtifactStore
 from resources.sandbox import SandboxBackend
 

@@ -10,8 +10,8 @@ import json
 from dagster import DagsterInstance, DagsterRunStatus
 
 from eval_pipelines.cli import main as evalctl
+from eval_pipelines.core.names import INCIDENT_REVIEWS
 from eval_pipelines.safety.incidents import Incident, record_incident
-from eval_pipelines.safety.reviews import INCIDENT_REVIEWS
 from tests.test_incidents_asset import artifacts_of, board, evaluate, materialize_incidents
 from tests.test_safety_response import fake_run, incident_for, tick
 

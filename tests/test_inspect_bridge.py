@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.inspect_bridge import (
+from eval_pipelines.catalog.spec_files import SpecError
+from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec, TaskSpec
+from eval_pipelines.engine.bridge import (
     ModelResolutionError,
     SandboxUnavailableError,
     TaskLoadError,
@@ -14,7 +16,6 @@ from eval_pipelines.inspect_bridge import (
     resolve_model,
     task_score,
 )
-from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, TaskSpec
 from resources.sandbox import SandboxBackend
 
 SANDBOXED_TASK_FILE = """
@@ -90,7 +91,7 @@ def test_unknown_provider_is_a_model_error():
 
 
 def test_task_score_statistics():
-    from eval_pipelines.inspect_bridge import SampleRow
+    from eval_pipelines.engine.bridge import SampleRow
 
     def row(score, error=None):
         return SampleRow(

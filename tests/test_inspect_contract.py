@@ -3,8 +3,8 @@ fails here, by name, instead of somewhere deep in an evaluation or, worse, silen
 
 Where used: `TerminateSampleError` and `sample_active()` by the safety monitor
 (eval_pipelines/safety/monitor.py); `PreviousTask`, `init_display_type` and eval's
-`ctl_server` parameter by the Inspect bridge (eval_pipelines/inspect_bridge.py); `load_tasks`
-by eval_pipelines/_inspect_loader.py. On an upgrade: re-check each, then bump CHECKED_WITH.
+`ctl_server` parameter by the Inspect bridge (eval_pipelines/engine/bridge.py); `load_tasks`
+by eval_pipelines/engine/_private.py. On an upgrade: re-check each, then bump CHECKED_WITH.
 """
 
 import asyncio

@@ -28,7 +28,8 @@ from dagster_postgres.utils import pg_url_from_config
 from kubernetes.client import ApiClient
 from kubernetes.utils import parse_quantity
 
-from eval_pipelines.k8s import (
+from eval_pipelines.catalog.specs import SandboxSpec
+from eval_pipelines.execution.k8s import (
     EXAMPLE_EGRESS,
     MODEL_API_KEYS_SECRET,
     SANDBOX_UID,
@@ -42,7 +43,6 @@ from eval_pipelines.k8s import (
     sandbox_pod,
     scale_executor,
 )
-from eval_pipelines.specs import SandboxSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.37.0"
@@ -199,7 +199,7 @@ def test_committed_manifests_are_what_the_code_generates(tmp_path: Path):
     main([str(tmp_path)])
     generated = {p.name: p.read_text() for p in tmp_path.iterdir()}
     assert generated == {p.name: p.read_text() for p in committed.iterdir()}, (
-        "regenerate: python -m eval_pipelines.k8s sandbox_images/k8s"
+        "regenerate: python -m eval_pipelines.execution.k8s sandbox_images/k8s"
     )
 
 

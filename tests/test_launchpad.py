@@ -8,8 +8,11 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, DagsterInvalidConfigError, validate_run_config
 
-from eval_pipelines.jobs import evaluation_run_config
-from eval_pipelines.ops import EvaluationConfig, LimitsConfig
+from eval_pipelines.catalog.launch_config import (
+    EvaluationConfig,
+    LimitsConfig,
+    evaluation_run_config,
+)
 from tests.test_ui_end_to_end import MODEL, PARTITION
 
 BAD_VALUES = [
@@ -78,7 +81,7 @@ def test_ui_launch_with_out_of_range_values_is_refused_before_a_run_exists(
     import urllib.error
     import urllib.request
 
-    from eval_pipelines.partitions import model_partitions
+    from eval_pipelines.core.partitions import model_partitions
 
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])

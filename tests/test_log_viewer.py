@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from eval_pipelines.log_viewer import LOG_VIEWER_URL_ENV, transcript_url
+from eval_pipelines.core.log_viewer import LOG_VIEWER_URL_ENV, transcript_url
 from tests.test_evaluation_job import latest_metadata, run_evaluation
 
 KEY = "model=reference/suite=smoke/task=theory-of-mind/run-1/0123abcd.eval"

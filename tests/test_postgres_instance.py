@@ -10,8 +10,8 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance
 
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import partition_key
 from tests.services import PROJECT_ROOT, postgres_server
 from tests.test_evaluation_job import FAST
 

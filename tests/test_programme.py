@@ -17,8 +17,8 @@ from dagster import (
 from dagster._core.definitions.partitions.context import partition_loading_context
 
 from eval_pipelines.catalog import Catalog
+from eval_pipelines.core.names import RUN_KEY_TAG
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.programme import RUN_KEY_TAG
 from eval_pipelines.safety.incidents import Incident
 from eval_pipelines.safety.quarantine import quarantine_model
 from tests.conftest import write_suite
@@ -260,7 +260,7 @@ def every_minute(dagster_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_started_schedule_runs_an_evaluation_under_the_daemon(every_minute, services):
     from dagster import DagsterInstance
 
-    from eval_pipelines.schedule_control import list_schedules, set_running
+    from eval_pipelines.control.schedules import list_schedules, set_running
 
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("models", ["reference"])

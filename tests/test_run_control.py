@@ -16,10 +16,10 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, job, op
 from dagster._core.launcher import WorkerStatus
 
-from eval_pipelines.executors import WORKER_TAG
-from eval_pipelines.launcher import fail_runs_with_dead_workers, worker_health
-from eval_pipelines.processes import ProcessIdentity
-from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
+from eval_pipelines.core.names import WORKER_TAG
+from eval_pipelines.core.processes import ProcessIdentity
+from eval_pipelines.execution.launcher import fail_runs_with_dead_workers, worker_health
+from eval_pipelines.execution.stopping import EvaluationStopped, RunWatch, run_until_stopped
 
 
 @op

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 
-from eval_pipelines.executors import WORKER_TAG
-from eval_pipelines.processes import ProcessIdentity
-from eval_pipelines.resume import TASK_TAG_PREFIX
+from eval_pipelines.core.names import TASK_TAG_PREFIX, WORKER_TAG
+from eval_pipelines.core.processes import ProcessIdentity
 from tests.run_support import (
     MODEL,
     SUITE,

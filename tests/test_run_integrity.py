@@ -16,9 +16,10 @@ from dagster import (
 )
 from dagster._core.execution.api import create_execution_plan
 
+from eval_pipelines.core.names import RESULT_ASSETS
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import partition_key
-from eval_pipelines.records import RESULT_ASSETS, published_result
+from eval_pipelines.results.records import published_result
 from resources.artifact_store import ArtifactWriteError, LocalArtifactStore, check_content
 from tests.conftest import write_suite
 from tests.services import fill_disk, small_tmpfs

@@ -20,9 +20,14 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
-from eval_pipelines.evaluate import validate_evaluation
-from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint, task_key
-from eval_pipelines.safety.jobs import INCIDENT_TAG, QUARANTINE_JOB, SAFETY_ALERT_JOB
+from eval_pipelines.core.names import (
+    INCIDENT_TAG,
+    QUARANTINE_JOB,
+    SAFETY_ALERT_JOB,
+    TASK_TAG_PREFIX,
+)
+from eval_pipelines.evaluation.inspect_work import validate_evaluation
+from eval_pipelines.results.resume import TaskCheckpoint, task_key
 from resources.artifact_store import LocalArtifactStore
 from resources.sandbox import SandboxBackend
 from sensors.safety import SAFETY_STOPPED_TAG

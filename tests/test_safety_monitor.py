@@ -8,13 +8,18 @@ import pytest
 from dagster import AssetRecordsFilter, DagsterInstance
 from inspect_ai.log import read_eval_log
 
-from eval_pipelines import inspect_bridge
 from eval_pipelines.catalog import Catalog
+from eval_pipelines.core.names import (
+    INCIDENTS_ASSET,
+    SAFETY_STOPPED_TAG,
+    STOP_REASON_TAG,
+    TASK_TAG_PREFIX,
+)
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import partition_key
-from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
-from eval_pipelines.safety.incidents import INCIDENTS_ASSET, load_incident
-from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
+from eval_pipelines.engine import bridge as inspect_bridge
+from eval_pipelines.results.resume import TaskCheckpoint
+from eval_pipelines.safety.incidents import load_incident
 from resources.artifact_store import LocalArtifactStore
 from resources.deployments import resources_for
 from tests.conftest import write_suite

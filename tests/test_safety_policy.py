@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.safety.policy import baseline_policy
-from eval_pipelines.specs import SpecError
+from eval_pipelines.catalog.policy import baseline_policy
+from eval_pipelines.catalog.spec_files import SpecError
 
 SUITE = """
 name: tight

@@ -27,11 +27,10 @@ from dagster import (
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.cli import main as evalctl
-from eval_pipelines.evaluate import validate_evaluation
-from eval_pipelines.records import published_result
-from eval_pipelines.safety.alerts import ALERT_TAG
+from eval_pipelines.core.names import ALERT_TAG, INCIDENT_TAG
+from eval_pipelines.evaluation.inspect_work import validate_evaluation
+from eval_pipelines.results.records import published_result
 from eval_pipelines.safety.incidents import Incident, record_incident
-from eval_pipelines.safety.jobs import INCIDENT_TAG
 from eval_pipelines.safety.quarantine import ModelQuarantined, all_states
 from resources.alerting import ALERT_ENV, PAGERDUTY_ROUTING_KEY_ENV
 from resources.artifact_store import LocalArtifactStore

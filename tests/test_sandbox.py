@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from inspect_ai.util import OutputLimitExceededError
 
-from eval_pipelines.safety import events
+from eval_pipelines.catalog.specs import SandboxSpec
+from eval_pipelines.core import events
 from eval_pipelines.sandbox import BwrapSandboxEnvironment, host_problems
-from eval_pipelines.specs import SandboxSpec
 from tests.sandbox_support import (
     require_sandbox_host,
     run_without_bubblewrap,
@@ -340,7 +340,7 @@ def test_cancelled_tool_call_leaves_nothing_running(sandbox):
 OWNER_DIES = """
 import asyncio, sys
 from eval_pipelines.sandbox import BwrapSandboxEnvironment
-from eval_pipelines.specs import SandboxSpec
+from eval_pipelines.catalog.specs import SandboxSpec
 
 async def main():
     envs = await BwrapSandboxEnvironment.sample_init("test", SandboxSpec(), {})

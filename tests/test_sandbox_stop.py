@@ -5,8 +5,8 @@ import signal
 
 import pytest
 
+from eval_pipelines.catalog.specs import SandboxSpec
 from eval_pipelines.sandbox._environment import _Sandbox
-from eval_pipelines.specs import SandboxSpec
 from tests.sandbox_support import require_sandbox_host
 
 

@@ -8,11 +8,11 @@ import time
 import pytest
 from inspect_ai.util import OutputLimitExceededError
 
-from eval_pipelines.partitions import partition_key
-from eval_pipelines.safety import events
+from eval_pipelines.catalog.specs import SandboxSpec
+from eval_pipelines.core import events
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.scripted._conversation import Conversation
 from eval_pipelines.scripted._policies import POLICIES, RED_TEAM_ATTEMPTS, Turn, _final
-from eval_pipelines.specs import SandboxSpec
 from resources.artifact_store import LocalArtifactStore
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host, sandbox_processes

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from inspect_ai.log import read_eval_log
 
+from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import partition_key
 from tests.test_evaluation_job import FAST
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from dagster import build_sensor_context
 
-from eval_pipelines.partitions import model_partitions
+from eval_pipelines.core.partitions import model_partitions
 from tests.conftest import write_suite
 
 
@@ -47,7 +47,7 @@ def test_a_broken_model_file_does_not_stop_the_sensor(
 def test_leaderboard_refreshes_after_each_new_evaluation(defs, instance):
     from dagster import AssetKey, evaluate_automation_conditions
 
-    from eval_pipelines.partitions import partition_key
+    from eval_pipelines.core.partitions import partition_key
     from tests.test_evaluation_job import FAST
 
     def requested(cursor=None):

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_pipelines.specs import ModelSpec, SpecError, SuiteSpec, UsageLimits, load_yaml_spec
+from eval_pipelines.catalog.spec_files import SpecError, load_yaml_spec
+from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec, UsageLimits
 
 
 def test_invalid_suite_error_names_file_field_and_problem(tmp_path: Path):
@@ -69,7 +70,7 @@ def test_task_limits_override_suite_limits_field_by_field():
 
 
 def test_eval_request_tags_become_run_tags():
-    from eval_pipelines.specs import EvalRequest
+    from eval_pipelines.catalog.specs import EvalRequest
 
     request = EvalRequest(model="reference", suite="smoke", tags={"ticket": "SAFE-1"})
     assert request.run_tags() == {

@@ -7,11 +7,10 @@ import pytest
 from dagster import AssetKey, DagsterRunStatus
 
 from eval_pipelines.cli import main
+from eval_pipelines.core.names import SAFETY_STOPPED_TAG, TASK_TAG_PREFIX
+from eval_pipelines.core.partitions import model_partitions
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.partitions import model_partitions
-from eval_pipelines.provenance import UNKNOWN_VERSION, run_provenance, run_status
-from eval_pipelines.resume import TASK_TAG_PREFIX
-from eval_pipelines.stopping import SAFETY_STOPPED_TAG
+from eval_pipelines.results.provenance import UNKNOWN_VERSION, run_provenance, run_status
 from tests.conftest import PROJECT_ROOT, write_suite
 from tests.test_cli import evalctl
 from tests.test_evaluation_job import run_evaluation

@@ -60,9 +60,10 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
     from dagster import MultiPartitionKey
     from dagster_graphql import DagsterGraphQLClient
 
+    from eval_pipelines.core.partitions import model_partitions, partition_key
+
     # Imported only now: the definitions build their resources from DAGSTER_HOME.
     from eval_pipelines.definitions import defs
-    from eval_pipelines.partitions import model_partitions, partition_key
 
     key = partition_key(MODEL, SUITE)
     assert isinstance(key, MultiPartitionKey) and str(key) == PARTITION
@@ -162,8 +163,8 @@ def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
     require_sandbox_host()
     from dagster_graphql import DagsterGraphQLClient
 
+    from eval_pipelines.core.partitions import model_partitions, partition_key
     from eval_pipelines.definitions import defs
-    from eval_pipelines.partitions import model_partitions, partition_key
 
     key = partition_key("red-team", "red-team-long")
     tags = defs.resolve_job_def("evaluate").partitions_def.get_tags_for_partition_key(key)
@@ -259,7 +260,7 @@ def test_per_model_limit_holds_launches_that_add_no_tags(services: dict):
     the queue runs them one after the other."""
     from dagster_graphql import DagsterGraphQLClient
 
-    from eval_pipelines.partitions import model_partitions
+    from eval_pipelines.core.partitions import model_partitions
 
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eval_pipelines.ui import descendants
+from eval_pipelines.control.ui import descendants
 from tests.services import BIN, free_port, tail
 
 STOP_BOUND_SECONDS = 60  # the supervisor's 30 s grace + 10 s SIGKILL sweep, with slack
@@ -106,7 +106,7 @@ def test_stopping_sweeps_orphans_in_other_sessions_that_ignore_the_signal(tmp_pa
         [
             str(BIN / "python"),
             "-c",
-            "import sys; from pathlib import Path; from eval_pipelines import ui; "
+            "import sys; from pathlib import Path; from eval_pipelines.control import ui; "
             "ui.GRACE_SECONDS = 2; "
             f"sys.exit(ui.supervise({{'escaper': ['bash', '-c', {escaper!r}]}}, Path('/'), {{}}))",
         ]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from eval_pipelines.analytics.history import load_tasks
 from eval_pipelines.analytics.store import NotBuiltError, latest_table
-from eval_pipelines.rebuild import RebuildFailed, rebuild
+from eval_pipelines.control.rebuild import RebuildFailed, rebuild
 
 _HISTORY_COLUMNS = [
     "evaluated_at",
@@ -30,10 +30,10 @@ def _open(refresh: bool):
     """The instance and artifact store of this home, after refreshing the analytics assets
     if asked. Definitions are built here, after DAGSTER_HOME is settled, so the artifact
     store is this home's."""
-    from assets.analytics import ANALYTICS_JOB
-    from eval_pipelines.daemon import open_instance
+    from eval_pipelines.control.daemon import open_instance
+    from eval_pipelines.core.home import ensure_local_home
+    from eval_pipelines.core.names import ANALYTICS_JOB
     from eval_pipelines.definitions import build_definitions
-    from eval_pipelines.home import ensure_local_home
 
     instance = open_instance(ensure_local_home())
     defs = build_definitions()

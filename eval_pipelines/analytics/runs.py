@@ -6,10 +6,15 @@ import pandas as pd
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from eval_pipelines.analytics.history import RunFrames
-from eval_pipelines.jobs import EVALUATION_JOB
-from eval_pipelines.provenance import run_provenance
-from eval_pipelines.records import QUARANTINED_TAG, run_result
-from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX, TaskCheckpoint
+from eval_pipelines.core.names import (
+    EVALUATION_JOB,
+    PARTITION_TAG,
+    QUARANTINED_TAG,
+    TASK_TAG_PREFIX,
+)
+from eval_pipelines.results.provenance import run_provenance
+from eval_pipelines.results.records import run_result
+from eval_pipelines.results.resume import TaskCheckpoint
 from resources.artifact_store import ArtifactStore
 
 # A run enters the history once it can no longer change.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from assets.analytics import HISTORY
 from eval_pipelines.analytics import history, runs, stats
 from eval_pipelines.analytics.store import (
     TABLE_METADATA,
@@ -18,6 +17,7 @@ from eval_pipelines.analytics.store import (
     read_frame,
     write_frame,
 )
+from eval_pipelines.core.names import HISTORY
 from resources.artifact_store import ArtifactStore
 
 # Markdown previews stay readable (and metadata small) however many models there are.

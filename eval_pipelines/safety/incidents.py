@@ -13,14 +13,14 @@ import time
 import uuid
 from typing import Any
 
-from dagster import AssetKey, AssetObservation, DagsterInstance, MetadataValue
+from dagster import AssetObservation, DagsterInstance, MetadataValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from eval_pipelines.safety.kinds import Action, IncidentKind, Severity
+from eval_pipelines.core.kinds import Action, IncidentKind, Severity
+from eval_pipelines.core.names import INCIDENTS_ASSET
 from resources.artifact_store import ArtifactStore, content_key
 
-__all__ = ["INCIDENTS_ASSET", "Action", "Incident", "IncidentKind", "Severity", "record_incident"]
-INCIDENTS_ASSET = AssetKey("incidents")
+__all__ = ["Action", "Incident", "IncidentKind", "Severity", "record_incident"]
 
 
 class Incident(BaseModel):

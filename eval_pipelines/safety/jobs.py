@@ -9,21 +9,24 @@ import time
 from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
 from pydantic import model_validator
 
-from eval_pipelines.safety.alerts import Alert, delivered_channels, delivery_observation
+from eval_pipelines.core.names import QUARANTINE_JOB, SAFETY_ALERT_JOB
+from eval_pipelines.safety.alerts import (
+    alert_for_incident,
+    delivered_channels,
+    delivery_observation,
+    run_failure_alert,
+)
 from eval_pipelines.safety.incidents import load_incident
 from eval_pipelines.safety.quarantine import copy_to_quarantine, quarantine_model
 from resources.alerting import (
     ALERT_ENV,
     PAGERDUTY_ROUTING_KEY_ENV,
+    Alert,
     AlertChannels,
     AlertDeliveryError,
 )
 from resources.artifact_store import ArtifactStore
 
-SAFETY_ALERT_JOB = "safety_alert"
-QUARANTINE_JOB = "quarantine"
-# On every alert and quarantine run: the incident it answers.
-INCIDENT_TAG = "eval/incident"
 SAFETY_RUN_TAGS = {"kind": "safety", "dagster/priority": "100"}
 
 
@@ -44,11 +47,11 @@ class AlertRequest(Config):
 def _alert(context: OpExecutionContext, config: AlertRequest, artifacts: ArtifactStore) -> Alert:
     if config.incident_record:
         incident = load_incident(artifacts, config.incident_record)
-        return Alert.from_incident(incident, {"record": config.incident_record})
+        return alert_for_incident(incident, {"record": config.incident_record})
     run = context.instance.get_run_by_id(config.failed_run_id)
     if run is None:
         raise Failure(f"no run {config.failed_run_id} in the instance", allow_retries=False)
-    return Alert.run_failure(
+    return run_failure_alert(
         run.run_id,
         run.tags.get("dagster/partition"),
         config.failure_reason or "failed",

@@ -34,18 +34,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dagster import DagsterInstance, get_dagster_logger
-from inspect_ai._util.exception import TerminateSampleError  # private: pinned by contract test
 from inspect_ai.approval import Approval, ApprovalPolicy, Approver, approver, auto_approver
 from inspect_ai.hooks import BeforeModelGenerate, Hooks, SampleEnd, hooks
-from inspect_ai.log._samples import sample_active  # private: pinned by contract test
 from inspect_ai.model import ChatMessageAssistant
 from inspect_ai.review import Review, Reviewer, ReviewPolicy, reviewer
 from inspect_ai.util import LimitExceededError
 
-from eval_pipelines.safety import events
+from eval_pipelines.catalog.policy import SafetyPolicy, SafetyRule
+from eval_pipelines.core import events
+from eval_pipelines.engine._private import TerminateSampleError, sample_active
+from eval_pipelines.execution.stopping import stop_run
 from eval_pipelines.safety.incidents import Incident, record_incident
-from eval_pipelines.safety.policy import SafetyPolicy, SafetyRule
-from eval_pipelines.stopping import SAFETY_STOPPED_TAG, STOP_REASON_TAG
 from resources.artifact_store import ArtifactStore
 
 EXCERPT_CHARS = 2000
@@ -82,11 +81,8 @@ class DagsterRunControl:
         self._halt(reason)
 
     def end_run(self, reason: str) -> None:
-        self._instance.add_run_tags(
-            self._run_id, {SAFETY_STOPPED_TAG: "true", STOP_REASON_TAG: reason}
-        )
         try:
-            self._instance.run_coordinator.cancel_run(self._run_id)
+            stop_run(self._instance, self._run_id, reason, safety=True)
         except Exception as exc:  # e.g. a run without a launcher origin: the sensor ends it
             get_dagster_logger().warning(f"safety stop: cannot cancel run {self._run_id}: {exc}")
 

@@ -8,7 +8,7 @@ key-value store would hold the state too, but keeps no history and is not public
 
 Artifacts are immutable, so "moving" a run's logs means copying them, write-once, under
 `quarantine/` and tagging the run `eval/quarantined`: readers of published results skip
-runs with that tag (`eval_pipelines.records`), so the leaderboard no longer shows them.
+runs with that tag (`eval_pipelines.results.records`), so the leaderboard no longer shows them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 
 from dagster import (
-    AssetKey,
     AssetObservation,
     AssetRecordsFilter,
     DagsterEventType,
@@ -27,13 +26,13 @@ from dagster import (
     UrlMetadataValue,
 )
 
-from eval_pipelines.records import QUARANTINED_TAG, observations
-from eval_pipelines.resume import TASK_TAG_PREFIX, TaskCheckpoint
+from eval_pipelines.core.names import MODEL_QUARANTINE, QUARANTINED_TAG, TASK_TAG_PREFIX
+from eval_pipelines.results.records import observations
+from eval_pipelines.results.resume import TaskCheckpoint
 from eval_pipelines.safety.incidents import Incident
 from resources.artifact_store import ArtifactStore, content_key
 
-MODEL_QUARANTINE = AssetKey("model_quarantine")
-# Top-level folders of the artifacts a run writes (see eval_pipelines.ops).
+# Top-level folders of the artifacts a run writes (see eval_pipelines.evaluation.publish).
 RUN_ARTIFACT_ROOTS = ("eval-logs/", "partial/", "results/")
 
 

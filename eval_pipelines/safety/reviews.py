@@ -15,12 +15,12 @@ import getpass
 import time
 from dataclasses import dataclass
 
-from dagster import AssetKey, AssetObservation, DagsterInstance
+from dagster import AssetObservation, DagsterInstance
 
-from eval_pipelines.records import observations
+from eval_pipelines.core.names import INCIDENT_REVIEWS
+from eval_pipelines.results.records import observations
 from eval_pipelines.safety.incidents import Incident
 
-INCIDENT_REVIEWS = AssetKey("incident_reviews")
 OPEN, RESOLVED = "open", "resolved"
 
 

@@ -29,7 +29,8 @@ from inspect_ai.util import (
     sandboxenv,
 )
 
-from eval_pipelines.processes import start_time as _start_time
+from eval_pipelines.catalog.specs import SandboxSpec
+from eval_pipelines.core.processes import start_time as _start_time
 from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup, remove_cgroup
 from eval_pipelines.sandbox._command import (
     SAFE_PATH,
@@ -43,7 +44,6 @@ from eval_pipelines.sandbox._host import SandboxSetupError, bwrap_path, require_
 from eval_pipelines.sandbox._network import RESOLV_CONF, NetworkTrap
 from eval_pipelines.sandbox._seccomp import filter_fd
 from eval_pipelines.sandbox._watch import CallWatch
-from eval_pipelines.specs import SandboxSpec
 
 MB = 1 << 20
 # The exec wrapper (sh/prlimit/setpriv/bwrap and bwrap's init) counts against pids.max.

@@ -1,5 +1,5 @@
 """What one exec does, as it happens: cgroup counters, limit hits and network attempts,
-published on the safety event bus (`eval_pipelines.safety.events`).
+published on the safety event bus (`eval_pipelines.core.events`).
 
 Counters are sampled every `SAMPLE_SECONDS` while the call runs but published only when
 one moves by a margin (plus the call's peak at its end), so a busy call does not flood the
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eval_pipelines.safety.events import SandboxEvent, SandboxEventKind, publish
+from eval_pipelines.core.events import SandboxEvent, SandboxEventKind, publish
 from eval_pipelines.sandbox._cgroups import Cgroup
 from eval_pipelines.sandbox._network import Attempt, NetworkTrap
 

@@ -1,6 +1,6 @@
 """The evaluation ops' work that needs Inspect: validate a model x suite, run one task.
 
-The ops themselves are defined in `eval_pipelines.ops`, which imports this module only when
+The ops themselves are defined in `prepare` and `run_task`, which import this module only when
 one of them runs. Kept apart so the code location loads without Inspect: every code server,
 run worker and step process loads the definitions, most never run an evaluation, and
 inspect_ai alone takes seconds to import. Importing this module (through
@@ -16,14 +16,15 @@ from pathlib import Path
 from dagster import DagsterInstance, Failure, MetadataValue, OpExecutionContext, get_dagster_logger
 from inspect_ai.log import EvalLog, read_eval_log
 
-from eval_pipelines import inspect_bridge, resume
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.log_viewer import EVAL_LOGS, transcript_url
-from eval_pipelines.ops import PreparedEvaluation, TaskPlan, TaskRunResult
+from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec
+from eval_pipelines.core.log_viewer import EVAL_LOGS, transcript_url
+from eval_pipelines.engine import bridge as inspect_bridge
+from eval_pipelines.evaluation.plan import PreparedEvaluation, TaskPlan, TaskRunResult
+from eval_pipelines.execution.stopping import EvaluationStopped, RunWatch, run_until_stopped
+from eval_pipelines.results import resume
 from eval_pipelines.safety.monitor import DagsterRunControl, MonitorScope, SafetyMonitor
 from eval_pipelines.safety.quarantine import ModelQuarantined, check_not_quarantined
-from eval_pipelines.specs import ModelSpec, SuiteSpec
-from eval_pipelines.stopping import EvaluationStopped, RunWatch, run_until_stopped
 from resources.artifact_store import ArtifactStore, content_key
 from resources.sandbox import SandboxBackend
 
@@ -59,7 +60,7 @@ def validate_evaluation(
 def evaluate_task(
     context: OpExecutionContext, plan: TaskPlan, artifacts: ArtifactStore, sandbox: SandboxBackend
 ) -> TaskRunResult:
-    """The work of `eval_pipelines.ops.run_eval_task` (see there)."""
+    """The work of `eval_pipelines.evaluation.run_task.run_eval_task` (see there)."""
     evaluation, spec = plan.evaluation, plan.task
     suite = evaluation.suite
     try:

@@ -20,13 +20,8 @@ from dagster import (
     DagsterInstance,
 )
 
+from eval_pipelines.core.names import QUARANTINED_TAG, RESULT_ASSETS, TASK_SCORES_ASSET
 from resources.artifact_store import ArtifactStore
-
-# Set on a run by the quarantine job (eval_pipelines.safety.quarantine).
-QUARANTINED_TAG = "eval/quarantined"
-RESULT_ASSETS = ("eval_logs", "sample_results", "task_scores")
-# Written last by `publish_results`: every complete run has one.
-_LAST_RESULT = AssetKey("task_scores")
 
 
 @dataclass(frozen=True)
@@ -81,7 +76,7 @@ def published_result(
 def published_results(instance: DagsterInstance, partition: str) -> Iterator[PublishedResult]:
     """Every result of the partition (runs that recorded all three), newest first, quarantined
     runs skipped. Lazy: the leaderboard stops at the first result of the kind it shows."""
-    records_filter = AssetRecordsFilter(asset_key=_LAST_RESULT, asset_partitions=[partition])
+    records_filter = AssetRecordsFilter(asset_key=TASK_SCORES_ASSET, asset_partitions=[partition])
     cursor = None
     while True:
         page = instance.fetch_materializations(records_filter, limit=20, cursor=cursor)
@@ -121,4 +116,4 @@ def observations(
 
 def published_partitions(instance: DagsterInstance) -> list[str]:
     """Every partition ever published, including those whose suite or model left the catalog."""
-    return sorted(instance.get_materialized_partitions(_LAST_RESULT))
+    return sorted(instance.get_materialized_partitions(TASK_SCORES_ASSET))

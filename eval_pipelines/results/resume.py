@@ -22,11 +22,9 @@ from typing import Literal
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from pydantic import BaseModel, ConfigDict
 
-from eval_pipelines.home import local_home
+from eval_pipelines.core.home import local_home
+from eval_pipelines.core.names import FINGERPRINT_TAG, PARTITION_TAG, TASK_TAG_PREFIX
 
-FINGERPRINT_TAG = "eval/fingerprint"
-TASK_TAG_PREFIX = "eval/task/"
-PARTITION_TAG = "dagster/partition"
 # How far back a resume looks for unfinished runs of the same partition.
 LOOKBACK_RUNS = 25
 

@@ -3,15 +3,13 @@
 `publish_results` writes every snapshot before it yields any of its three outputs, so storing
 an output here does no I/O at all: nothing can fail between the three materializations
 except the event log itself. Loading resolves the partition's published result (the latest
-run that recorded all three, see `eval_pipelines.records`) and reads its snapshot.
+run that recorded all three, see `eval_pipelines.results.records`) and reads its snapshot.
 """
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
-from eval_pipelines.records import published_result
+from eval_pipelines.results.records import published_result
 from resources.artifact_store import ArtifactStore
-
-RESULTS_IO_MANAGER = "results_io_manager"
 
 
 class PublishedResultIOManager(ConfigurableIOManager):
@@ -32,7 +30,7 @@ class PublishedResultIOManager(ConfigurableIOManager):
         if len(keys) != 1:
             raise ValueError(
                 f"{asset}: load one partition at a time (got {len(keys)}); read several "
-                "with eval_pipelines.records.published_result"
+                "with eval_pipelines.results.records.published_result"
             )
         # Inside an evaluation run (its checks), read what that run published.
         result = published_result(context.instance, keys[0], prefer_run=context.step_context.run_id)

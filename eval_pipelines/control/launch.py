@@ -17,8 +17,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.events import DagsterEvent
 from dagster._core.events.log import EventLogEntry
 
-from eval_pipelines.daemon import DaemonLease
-from eval_pipelines.home import PROJECT_ROOT
+from eval_pipelines.control.daemon import DaemonLease
+from eval_pipelines.core.home import PROJECT_ROOT
 
 LOCATION, REPOSITORY = "evals", "__repository__"
 _WAITING = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED}
@@ -90,8 +90,12 @@ def wait_for_safety_response(
     the incident asks for one, finished (the safety sensor launches them)."""
     from dagster import AssetRecordsFilter, RunsFilter
 
-    from eval_pipelines.safety.incidents import INCIDENTS_ASSET
-    from eval_pipelines.safety.jobs import INCIDENT_TAG, QUARANTINE_JOB, SAFETY_ALERT_JOB
+    from eval_pipelines.core.names import (
+        INCIDENT_TAG,
+        INCIDENTS_ASSET,
+        QUARANTINE_JOB,
+        SAFETY_ALERT_JOB,
+    )
 
     deadline, reported = time.monotonic() + timeout, False
     while True:

@@ -23,12 +23,10 @@ from typing import Generic, TypeVar
 
 from dagster import DagsterExecutionInterruptedError, DagsterInstance, DagsterRunStatus
 
+from eval_pipelines.core.names import SAFETY_STOPPED_TAG, STOP_REASON_TAG
+
 T = TypeVar("T")
 
-STOP_REASON_TAG = "eval/stop-reason"
-# Set with the reason when the safety monitor stopped the run (`eval_pipelines.safety.monitor`);
-# here, not there, so sensors and reports read it without importing Inspect.
-SAFETY_STOPPED_TAG = "eval/safety-stopped"
 # Statuses in which a run must not be doing any more work.
 STOPPED_STATUSES = frozenset(
     {
@@ -38,6 +36,23 @@ STOPPED_STATUSES = frozenset(
         DagsterRunStatus.SUCCESS,
     }
 )
+
+
+def stop_run(instance: DagsterInstance, run_id: str, reason: str, *, safety: bool) -> bool:
+    """Tag the run with why it stops (and that safety stopped it) and cancel it through the
+    run coordinator, if it is still going: True if this call asked it to stop.
+
+    The one way every stop is asked (evalctl, the in-process monitor, the safety sensor): the
+    tags are set before the cancel, so whoever sees the run canceled also sees why.
+    """
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished or run.status == DagsterRunStatus.CANCELING:
+        return False
+    instance.add_run_tags(
+        run_id, {STOP_REASON_TAG: reason, **({SAFETY_STOPPED_TAG: "true"} if safety else {})}
+    )
+    instance.run_coordinator.cancel_run(run_id)
+    return True
 
 
 class EvaluationStopped(DagsterExecutionInterruptedError):

@@ -6,35 +6,22 @@ names the file, the field and the problem, before anything runs or is written.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from eval_pipelines.safety.kinds import Severity
-from eval_pipelines.safety.policy import SuiteSafety
+from eval_pipelines.catalog.policy import SuiteSafety
+from eval_pipelines.catalog.spec_files import Spec
+from eval_pipelines.core.kinds import Severity
 
 # Partition keys: Dagster forbids some characters; keep ids boring and portable.
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _ENV_VAR_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
-SpecT = TypeVar("SpecT", bound=BaseModel)
 
-
-class SpecError(ValueError):
-    """A spec file or value is invalid; the message names the source and the field."""
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GenerationParams(_Spec):
+class GenerationParams(Spec):
     """Generation settings passed through to Inspect's `GenerateConfig`."""
 
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -44,7 +31,7 @@ class GenerationParams(_Spec):
     max_connections: int | None = Field(default=None, gt=0)
 
 
-class ModelSpec(_Spec):
+class ModelSpec(Spec):
     """A model under evaluation: an Inspect model string plus how to reach it.
 
     The API key is referenced by environment-variable name only; its value is read at run
@@ -86,7 +73,7 @@ class ModelSpec(_Spec):
         return value
 
 
-class UsageLimits(_Spec):
+class UsageLimits(Spec):
     """Per-sample limits enforced by Inspect; `None` means no limit."""
 
     messages: int | None = Field(default=None, gt=0)
@@ -101,7 +88,7 @@ class UsageLimits(_Spec):
         return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
-class SandboxSpec(_Spec):
+class SandboxSpec(Spec):
     """Isolation and resources of one task's sandbox, the same for every backend.
 
     Local backends (bubblewrap) enforce these with cgroups, rlimits and a size-limited work
@@ -122,7 +109,7 @@ class SandboxSpec(_Spec):
     network: Literal["none"] = Field(default="none", description="Sandboxes have no network.")
 
 
-class SandboxMaxima(_Spec):
+class SandboxMaxima(Spec):
     """Platform-wide ceilings no suite's sandbox spec may exceed."""
 
     cpu: float = 4.0
@@ -141,7 +128,7 @@ class SandboxMaxima(_Spec):
         ]
 
 
-class CapabilityThreshold(_Spec):
+class CapabilityThreshold(Spec):
     """The score above which a model is taken to have the task's (dangerous) capability."""
 
     score: float
@@ -153,7 +140,7 @@ class CapabilityThreshold(_Spec):
     )
 
 
-class TaskSpec(_Spec):
+class TaskSpec(Spec):
     """One Inspect task in a suite, by file (`path.py@name`) or registry name."""
 
     name: str = Field(pattern=_ID_PATTERN, description="Name of the task within the suite.")
@@ -181,7 +168,7 @@ class TaskSpec(_Spec):
         return value
 
 
-class SuiteSpec(_Spec):
+class SuiteSpec(Spec):
     """A versioned set of tasks run together against one model."""
 
     name: str = Field(pattern=_ID_PATTERN)
@@ -234,7 +221,7 @@ class SuiteSpec(_Spec):
         return self.limits.merged(task.limits)
 
 
-class EvalRequest(_Spec):
+class EvalRequest(Spec):
     """One evaluation: a model against a suite, with the requester's tags."""
 
     model: str = Field(pattern=_ID_PATTERN)
@@ -257,112 +244,3 @@ class EvalRequest(_Spec):
             "eval/suite": self.suite,
             **{f"eval/{k}": v for k, v in self.tags.items()},
         }
-
-
-def _format_validation_error(error: ValidationError) -> str:
-    lines = [f"invalid {error.title}:"]
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  - {field}: {item['msg']}")
-    return "\n".join(lines)
-
-
-# Spec files are a few KiB; anything this big is a mistake (or an attack), not a spec.
-MAX_SPEC_BYTES = 1024 * 1024
-# YAML nodes after expanding aliases: far above any real suite, far below a "billion laughs".
-MAX_SPEC_NODES = 100_000
-
-
-class SpecFileError(SpecError):
-    """A spec file that could not be loaded: its path, why, and the name it declares (if any)."""
-
-    def __init__(self, path: Path, reason: str, declared: str | None = None):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason, self.declared = path, reason, declared
-
-
-def _read_spec_text(path: Path) -> str:
-    """The file's text, refusing what is not a small UTF-8 text file (never blocks on a FIFO)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise SpecFileError(path, "not a regular file")
-        with open(fd, "rb") as stream:
-            data = stream.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SpecFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecFileError(
-            path, f"larger than {MAX_SPEC_BYTES // 1024} KiB, the limit for a spec file"
-        )
-    if b"\0" in data:
-        raise SpecFileError(path, "binary file (contains NUL bytes), not YAML")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecFileError(
-            path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from exc
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
-    """Nodes in `node` once aliases are expanded (memoized, so linear in the file)."""
-    if id(node) in sizes:
-        return sizes[id(node)]
-    if id(node) in open_nodes:
-        raise yaml.YAMLError(f"recursive alias at line {node.start_mark.line + 1}")
-    open_nodes.add(id(node))
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.SequenceNode):
-        children = node.value
-    elif isinstance(node, yaml.MappingNode):
-        children = [n for pair in node.value for n in pair]
-    size = 1
-    for child in children:
-        size += _expanded_size(child, sizes, open_nodes)
-        if size > MAX_SPEC_NODES:
-            break
-    open_nodes.discard(id(node))
-    sizes[id(node)] = size
-    return size
-
-
-def _parse_yaml(path: Path, text: str) -> Any:
-    """`yaml.safe_load`, refusing alias bombs and recursion before building any object."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _expanded_size(node, {}, set()) > MAX_SPEC_NODES:
-            raise SpecFileError(
-                path, f"expands to more than {MAX_SPEC_NODES} YAML nodes (alias bomb?)"
-            )
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise SpecFileError(path, f"not valid YAML: {exc}") from exc
-    except RecursionError as exc:
-        raise SpecFileError(path, "not valid YAML: nested too deeply") from exc
-    finally:
-        loader.dispose()
-
-
-def load_yaml_spec(path: Path, spec_type: type[SpecT], **extra: Any) -> SpecT:
-    """Load one YAML file into `spec_type`, raising `SpecFileError` that names file and field."""
-    return _spec_from_text(path, _read_spec_text(path), spec_type, tuple(extra.items()))
-
-
-# Sensors and schedules read the whole catalog every tick: 1,000 model files took 0.4 s to
-# parse and validate here (over 2 s on a busy machine), 0.06 s with this cache. Specs are
-# frozen, so one parse per file content is shared; a failing file raises again each time.
-@lru_cache(maxsize=4096)
-def _spec_from_text(path: Path, text: str, spec_type: type[SpecT], extra: tuple) -> SpecT:
-    data = _parse_yaml(path, text)
-    if not isinstance(data, dict):
-        raise SpecFileError(path, f"expected a mapping at the top level, got {type(data).__name__}")
-    declared = next((v for k in ("name", "id") if isinstance(v := data.get(k), str)), None)
-    try:
-        return spec_type.model_validate({**data, **dict(extra)})
-    except ValidationError as exc:
-        raise SpecFileError(path, _format_validation_error(exc), declared) from exc

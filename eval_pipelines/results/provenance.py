@@ -14,11 +14,16 @@ from typing import Literal
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from pydantic import BaseModel, ConfigDict
 
-from eval_pipelines.jobs import EVALUATION_JOB, evaluation_config_of
-from eval_pipelines.ops import EVALUATED_AT_TAG, SUITE_VERSION_TAG, is_limited
-from eval_pipelines.partitions import split_partition_key
-from eval_pipelines.resume import PARTITION_TAG, TASK_TAG_PREFIX
-from eval_pipelines.stopping import SAFETY_STOPPED_TAG
+from eval_pipelines.catalog.launch_config import evaluation_config_of, is_limited
+from eval_pipelines.core.names import (
+    EVALUATED_AT_TAG,
+    EVALUATION_JOB,
+    PARTITION_TAG,
+    SAFETY_STOPPED_TAG,
+    SUITE_VERSION_TAG,
+    TASK_TAG_PREFIX,
+)
+from eval_pipelines.core.partitions import split_partition_key
 
 RunStatus = Literal["complete", "partial", "failed", "safety-stopped", "canceled", "running"]
 

@@ -21,8 +21,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from eval_pipelines.home import PROJECT_ROOT, ensure_local_home
-from eval_pipelines.log_viewer import EVAL_LOGS, LOG_VIEWER_URL_ENV
+from eval_pipelines.core.home import PROJECT_ROOT, ensure_local_home
+from eval_pipelines.core.log_viewer import EVAL_LOGS, LOG_VIEWER_URL_ENV
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 30

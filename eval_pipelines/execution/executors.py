@@ -2,7 +2,7 @@
 
 - `default`: in-process (fast: one interpreter, as `evalctl run` and the UI use locally)
   or multiprocess (one process per op, like pods), picked per run in the run config; the
-  run worker records who it is, so a dead worker is noticed (`eval_pipelines.launcher`).
+  run worker records who it is, so a dead worker is noticed (`eval_pipelines.execution.launcher`).
 - `k8s`: one Kubernetes Job per op (`k8s_job_executor`); needs the K8sRunLauncher of
   `deploy/scale/dagster.yaml`, whose own health check watches the run worker pods.
 """
@@ -19,11 +19,11 @@ from dagster import (
 )
 from dagster._core.executor.base import Executor
 
-from eval_pipelines.k8s import scale_executor
-from eval_pipelines.processes import ProcessIdentity
+from eval_pipelines.core.names import WORKER_TAG
+from eval_pipelines.core.processes import ProcessIdentity
+from eval_pipelines.execution.k8s import scale_executor
 
 EXECUTOR_ENV = "EVAL_EXECUTOR"
-WORKER_TAG = "eval/worker"
 
 
 class WorkerRecordingExecutor(Executor):

@@ -1,7 +1,7 @@
 """A private Dagster daemon for `evalctl run` when no daemon serves the instance.
 
 `evalctl run` submits to the run queue, which only a daemon drains. When none is alive
-(no fresh queue heartbeat), evalctl starts `python -m eval_pipelines.daemon`: a small
+(no fresh queue heartbeat), evalctl starts `python -m eval_pipelines.control.daemon`: a small
 supervisor that runs `dagster-daemon run` over workspace.yaml for as long as some
 `evalctl run` is waiting on this instance, then stops it. Two locks in
 `$DAGSTER_HOME/.evalctl/` make that safe:
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from eval_pipelines.home import PROJECT_ROOT
+from eval_pipelines.core.home import PROJECT_ROOT
 
 # The queue daemon heartbeats every 30 s; older than this means nobody drains the queue.
 HEARTBEAT_STALE_SECONDS = 90
@@ -95,7 +95,7 @@ class DaemonLease:
         if queue_daemon_alive(instance):
             return
         self._supervisor = subprocess.Popen(
-            [sys.executable, "-m", "eval_pipelines.daemon", str(self._home)],
+            [sys.executable, "-m", "eval_pipelines.control.daemon", str(self._home)],
             cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from eval_pipelines.specs import ModelSpec, SpecError, SpecFileError, SuiteSpec, load_yaml_spec
+from eval_pipelines.catalog.programme import ProgrammeSpec
+from eval_pipelines.catalog.spec_files import SpecError, SpecFileError, load_yaml_spec
+from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec
 
-SHIPPED_DIR = Path(__file__).parent / "catalog"
+SHIPPED_DIR = Path(__file__).parent
 SUITE_PATH_ENV = "EVAL_SUITE_PATH"
 MODEL_PATH_ENV = "EVAL_MODEL_PATH"
 PROGRAMME_PATH_ENV = "EVAL_PROGRAMME_PATH"
@@ -75,10 +77,7 @@ class Catalog:
 
     @cached_property
     def programmes(self) -> dict:
-        """Benchmark programmes whose suites and models exist (`eval_pipelines.programme`)."""
-        # Imported here: the programme module imports the ops, which import this module.
-        from eval_pipelines.programme import ProgrammeSpec
-
+        """Benchmark programmes whose suites and models exist."""
         found = self._load(self.programme_dirs, ProgrammeSpec, PROGRAMME_PATH_ENV)
         for name, programme in list(found.items()):
             if reasons := programme.unknown_references(set(self.suites), set(self.models)):

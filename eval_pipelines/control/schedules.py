@@ -18,7 +18,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus
 from dagster.version import __version__ as dagster_version
 from dagster_shared.cli import WorkspaceOpts
 
-from eval_pipelines.home import PROJECT_ROOT
+from eval_pipelines.core.home import PROJECT_ROOT
 
 LOCATION = "evals"
 

@@ -15,12 +15,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from eval_pipelines.safety.events import SandboxEvent, SandboxEventKind
-from eval_pipelines.safety.kinds import Action, Severity
+from eval_pipelines.catalog.spec_files import Spec, load_yaml_spec
+from eval_pipelines.core.events import SandboxEvent, SandboxEventKind
+from eval_pipelines.core.kinds import Action, Severity
 
-BASELINE_PATH = Path(__file__).resolve().parent.parent / "catalog" / "safety" / "baseline.yaml"
+BASELINE_PATH = Path(__file__).resolve().parent / "safety" / "baseline.yaml"
 
 Watch = Literal["tool_call", "tool_output", "model_output", "sandbox_event"]
 Counter = Literal["memory_bytes", "pids", "cpu_seconds"]
@@ -30,12 +31,7 @@ ACTIONS: tuple[Action, ...] = ("record", "block_call", "stop_sample", "stop_eval
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
 
-class _Spec(BaseModel):
-    # Not `specs._Spec`: specs.py imports this module for `SuiteSpec.safety`.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RuleMatch(_Spec):
+class RuleMatch(Spec):
     """What a rule matches; every field given must match (an empty match matches all).
 
     - `tools`: tool names (tool_call, tool_output);
@@ -71,7 +67,7 @@ class RuleMatch(_Spec):
         return self.model_dump(exclude={"threshold"})
 
 
-class SafetyRule(_Spec):
+class SafetyRule(Spec):
     """One rule: what it watches and matches, how bad a hit is, and what happens then."""
 
     id: str = Field(pattern=RULE_ID_PATTERN)
@@ -123,7 +119,7 @@ class SafetyRule(_Spec):
         return m.regex is None or re.search(m.regex, json.dumps(event.details)) is not None
 
 
-class SafetyPolicy(_Spec):
+class SafetyPolicy(Spec):
     """A set of rules with unique ids (the baseline, or a suite's tightened copy)."""
 
     rules: tuple[SafetyRule, ...] = ()
@@ -141,7 +137,7 @@ class SafetyPolicy(_Spec):
         return [r for r in self.rules if r.watch == watch]
 
 
-class RuleOverride(_Spec):
+class RuleOverride(Spec):
     """A suite's entry: a new rule (all fields), or a baseline rule's id plus what tightens."""
 
     id: str = Field(pattern=RULE_ID_PATTERN)
@@ -199,12 +195,10 @@ def tighten(baseline: SafetyPolicy, entries: list[RuleOverride]) -> SafetyPolicy
 @cache
 def baseline_policy() -> SafetyPolicy:
     """The platform baseline; a broken file fails every suite that loads (fail closed)."""
-    from eval_pipelines.specs import load_yaml_spec  # specs imports this module
-
     return load_yaml_spec(BASELINE_PATH, SafetyPolicy)
 
 
-class SuiteSafety(_Spec):
+class SuiteSafety(Spec):
     """A suite's `safety:` block: new rules, and baseline rules (by id) made stricter."""
 
     rules: tuple[RuleOverride, ...] = ()

@@ -1,0 +1,263 @@
+"""Bridge to Inspect: load a suite's tasks, check isolation, run one task, read its log.
+
+We orchestrate Inspect, we do not re-implement it: tasks, solvers, scorers and model
+providers are Inspect's. What this adds is fail-closed isolation, usage limits from the
+suite, API keys from the environment only, and a flat per-sample summary of the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import statistics
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+from inspect_ai import Task, eval_async
+from inspect_ai.approval import ApprovalPolicy
+from inspect_ai.log import EvalLog, read_eval_log_async
+from inspect_ai.model import GenerateConfig, Model, get_model
+from inspect_ai.review import ReviewPolicy
+from inspect_ai.scorer import value_to_float
+from inspect_ai.util import SandboxEnvironmentSpec
+
+from eval_pipelines.catalog.spec_files import SpecError
+from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLimits
+
+# Defined there; step outputs pickled before they moved still name them here.
+from eval_pipelines.core.task_results import SampleRow, TaskScore
+from eval_pipelines.engine._private import PreviousTask, init_display_type, load_task_objects
+from resources.sandbox import SandboxBackend
+
+_to_float = value_to_float()
+
+
+class TaskLoadError(SpecError):
+    """A suite names an Inspect task that cannot be found or built."""
+
+
+class ModelResolutionError(SpecError):
+    """A model spec names a provider Inspect does not know, or its key is missing."""
+
+
+class SandboxUnavailableError(RuntimeError):
+    """A task needs an isolated sandbox and none is available: it must not run."""
+
+
+class EvalMonitor(Protocol):
+    """What watches a run from inside Inspect (`eval_pipelines.safety.monitor.SafetyMonitor`):
+    its approval and review policies, active while the run lasts."""
+
+    def active(self) -> AbstractContextManager: ...
+
+    def approval(self, task_policies: list[ApprovalPolicy] | None) -> list[ApprovalPolicy]: ...
+
+    def review(self) -> list[ReviewPolicy]: ...
+
+
+def task_reference(suite: SuiteSpec, task: TaskSpec) -> str:
+    """The spec Inspect loads: file references are resolved against the suite's folder."""
+    file_part, at, name = task.task.partition("@")
+    if file_part.endswith(".py"):
+        path = Path(file_part)
+        if not path.is_absolute() and suite.source_dir is not None:
+            path = suite.source_dir / path
+        if not path.is_file():
+            raise TaskLoadError(
+                f"suite {suite.name!r}, task {task.name!r}: task file {path} does not exist"
+            )
+        return f"{path.resolve()}{at}{name}"
+    return task.task
+
+
+def load_task(suite: SuiteSpec, task: TaskSpec) -> Task:
+    """Build the Inspect `Task` a suite entry names, or raise `TaskLoadError`."""
+    reference = task_reference(suite, task)
+    where = f"suite {suite.name!r}, task {task.name!r} ({task.task})"
+    try:
+        tasks = load_task_objects(reference, task.args)
+    except Exception as exc:  # Inspect raises many types here; all mean "cannot build it".
+        raise TaskLoadError(f"{where}: cannot load the Inspect task: {exc}") from exc
+    if len(tasks) != 1:
+        found = "no Inspect task" if not tasks else f"{len(tasks)} tasks"
+        raise TaskLoadError(
+            f"{where}: found {found}; name a registered task (package/name) or file.py@task"
+        )
+    return tasks[0]
+
+
+def declares_sandbox(task: Task) -> bool:
+    return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
+
+
+def check_isolation(suite: SuiteSpec, spec: TaskSpec, task: Task, backend: SandboxBackend) -> None:
+    """Fail closed: a task that needs a sandbox runs only in an isolating backend.
+
+    Inspect's built-in `local` sandbox runs tool calls on the host, so a missing or broken
+    backend is an error, never a fallback.
+    """
+    where = f"suite {suite.name!r}, task {spec.name!r}"
+    if spec.sandbox is None:
+        if declares_sandbox(task):
+            raise SandboxUnavailableError(
+                f"{where}: the Inspect task declares a sandbox but the suite does not give it "
+                "one (`sandbox:`); refusing to run its tool calls outside an isolated sandbox. "
+                "Add `sandbox: true` (or sandbox limits) to the task in the suite file."
+            )
+        return
+    violations = backend.ceilings.violations(spec.sandbox)
+    if violations:
+        raise SpecError(f"{where}: sandbox {'; '.join(violations)}")
+    problems = backend.problems()
+    if problems:
+        raise SandboxUnavailableError(
+            f"{where}: needs an isolated sandbox for its tool calls, but the "
+            f"'{backend.backend}' sandbox backend cannot provide one here, so the task will "
+            "not run (tool calls never fall back to Inspect's unisolated 'local' sandbox):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+def resolve_model(spec: ModelSpec) -> Model:
+    """An Inspect `Model` for a spec; the API key is read from its env var, never stored."""
+    api_key: str | None = None
+    if spec.api_key_env is not None:
+        api_key = os.environ.get(spec.api_key_env)
+        if not api_key:
+            raise ModelResolutionError(
+                f"model {spec.id!r} ({spec.model}) needs its API key in the environment "
+                f"variable {spec.api_key_env}, which is not set"
+            )
+    try:
+        return get_model(
+            spec.model,
+            config=GenerateConfig(**spec.generation.model_dump(exclude_none=True)),
+            base_url=spec.base_url,
+            api_key=api_key,
+            memoize=False,
+            **spec.model_args,
+        )
+    except Exception as exc:  # provider SDK missing, unknown provider, bad args...
+        raise ModelResolutionError(f"model {spec.id!r} ({spec.model}): {exc}") from exc
+
+
+async def run_task(
+    task: Task,
+    model: Model,
+    spec: TaskSpec,
+    limits: UsageLimits,
+    log_dir: Path,
+    *,
+    sandbox: SandboxEnvironmentSpec | None,
+    max_samples: int | None = None,
+    sample_limit: int | None = None,
+    epochs: int | None = None,
+    tags: list[str] | None = None,
+    resume_from: EvalLog | None = None,
+    monitor: EvalMonitor | None = None,
+) -> EvalLog:
+    """Run one task through Inspect's `eval_async()` and return its log, samples included.
+
+    `resume_from`, an unfinished log of the same task and settings, has its completed
+    samples reused: only the rest run (Inspect's own retry mechanism, `PreviousTask`).
+    Inspect's control server stays off: it captures SIGINT, and stopping is ours
+    (`eval_pipelines.execution.stopping`). `monitor` judges every tool call, tool output, model
+    output and sandbox event of the run (`eval_pipelines.safety.monitor`).
+    """
+    # Private: eval_async() has no `display` argument and a worker thread would default to
+    # "plain" output into the op's logs. Pinned by tests/test_inspect_contract.py.
+    init_display_type("none")
+    target: Task | PreviousTask = task
+    if resume_from is not None:
+        target = PreviousTask(
+            id=resume_from.eval.task_id,
+            task=task,
+            task_args={},
+            model=None,
+            model_roles=None,
+            sandbox=sandbox,
+            log=resume_from,
+            log_info=None,
+        )
+    with monitor.active() if monitor else contextlib.nullcontext():
+        logs = await eval_async(
+            target,
+            model=model,
+            sandbox=sandbox,
+            log_dir=str(log_dir),
+            log_format="eval",
+            epochs=epochs or spec.epochs,
+            limit=sample_limit or spec.limit,
+            message_limit=limits.messages,
+            token_limit=limits.tokens,
+            time_limit=limits.time_seconds,
+            working_limit=limits.working_seconds,
+            max_samples=max_samples,
+            # Sample errors are recorded, not fatal: the error-rate asset check judges them.
+            fail_on_error=False,
+            tags=tags,
+            ctl_server=False,
+            approval=monitor.approval(task.approval) if monitor else None,
+            review=monitor.review() if monitor else None,
+        )
+    if not logs:
+        raise RuntimeError(f"Inspect returned no log for task {spec.name!r} (was it cancelled?)")
+    # Read eagerly while the file exists: the returned log loads its samples lazily from it.
+    return await read_eval_log_async(logs[0].location)
+
+
+def completed_samples(log: EvalLog) -> int:
+    """Samples x epochs of a log that finished without error (what a resume can reuse)."""
+    return sum(1 for s in log.samples or [] if s.error is None)
+
+
+def sample_rows(task_name: str, log: EvalLog) -> list[SampleRow]:
+    rows = []
+    for sample in log.samples or []:
+        score = next(iter((sample.scores or {}).values()), None)
+        usage = list(sample.model_usage.values())
+        rows.append(
+            SampleRow(
+                task=task_name,
+                sample_id=str(sample.id),
+                epoch=sample.epoch,
+                score=None if score is None else _to_float(score.value),
+                score_value=None if score is None else score.value,
+                input_tokens=sum(u.input_tokens for u in usage),
+                output_tokens=sum(u.output_tokens for u in usage),
+                total_tokens=sum(u.total_tokens for u in usage),
+                total_time=sample.total_time,
+                working_time=sample.working_time,
+                error=None if sample.error is None else sample.error.message,
+                limit=None if sample.limit is None else sample.limit.type,
+            )
+        )
+    return rows
+
+
+def task_score(task_name: str, rows: list[SampleRow]) -> TaskScore:
+    scores = [r.score for r in rows if r.score is not None and r.error is None]
+    errors = sum(r.error is not None for r in rows)
+    if not scores:
+        return TaskScore(
+            task=task_name,
+            mean=None,
+            stderr=None,
+            ci95_low=None,
+            ci95_high=None,
+            n=0,
+            errors=errors,
+        )
+    mean = statistics.fmean(scores)
+    stderr = statistics.stdev(scores) / math.sqrt(len(scores)) if len(scores) > 1 else 0.0
+    return TaskScore(
+        task=task_name,
+        mean=mean,
+        stderr=stderr,
+        ci95_low=mean - 1.96 * stderr,
+        ci95_high=mean + 1.96 * stderr,
+        n=len(scores),
+        errors=errors,
+    )
