@@ -34,6 +34,7 @@ from eval_pipelines.core.names import (
     TASK_TAG_PREFIX,
 )
 from eval_pipelines.core.partitions import partition_key, split_partition_key
+from eval_pipelines.core.text import markdown_table
 from eval_pipelines.results import resume
 from eval_pipelines.results.records import observations
 from eval_pipelines.safety.incidents import Incident, load_incident
@@ -128,26 +129,31 @@ def incident_row(found: RecordedIncident) -> dict:
     }
 
 
+_COLUMNS = ("detected (UTC)", "rule", "severity", "action", "task", "sample", "killed after",
+            "run", "state")  # fmt: skip
+
+
 def _markdown(rows: list[dict]) -> str:
     if not rows:
         return "No incidents."
-    lines = [
-        "| detected (UTC) | rule | severity | action | task | sample | killed after | run "
-        "| state |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    cells = []
     for r in rows:
-        sample = "" if r["sample_id"] is None else f"{r['sample_id']}#{r['epoch']}"
-        killed = "" if r["killed_at"] is None else f"{r['killed_at'] - r['detected_at']:.3f} s"
         state = r["state"]
-        if r["reviewed_by"]:  # free text: a | or line break would break the table
-            why = " ".join(r["review_reason"].split()).replace("|", "\\|")
-            state += f" ({r['reviewed_by']}: {why})"
-        lines.append(
-            f"| {_when(r['detected_at'])} | {r['rule_id']} | {r['severity']} | {r['action']} "
-            f"| {r['task'] or ''} | {sample} | {killed} | {r['run_id'][:8]} | {state} |"
-        )
-    return "\n".join(lines)
+        if r["reviewed_by"]:
+            state += f" ({r['reviewed_by']}: {r['review_reason']})"
+        cells.append({
+            "detected (UTC)": _when(r["detected_at"]),
+            "rule": r["rule_id"],
+            "severity": r["severity"],
+            "action": r["action"],
+            "task": r["task"],
+            "sample": None if r["sample_id"] is None else f"{r['sample_id']}#{r['epoch']}",
+            "killed after": None if r["killed_at"] is None
+            else f"{r['killed_at'] - r['detected_at']:.3f} s",
+            "run": r["run_id"][:8],
+            "state": state,
+        })  # fmt: skip
+    return markdown_table(cells, list(_COLUMNS))
 
 
 def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDefinition:

@@ -20,6 +20,7 @@ from assets.incidents import RecordedIncident, partition_incidents
 from eval_pipelines.catalog.policy import SEVERITIES
 from eval_pipelines.core.names import EVALUATION_JOB, PARTITION_TAG
 from eval_pipelines.core.partitions import split_partition_key
+from eval_pipelines.core.text import markdown_table
 from eval_pipelines.results.provenance import Provenance, run_provenance
 from eval_pipelines.results.records import PublishedResult, published_partitions, published_results
 from eval_pipelines.safety.incidents import Incident
@@ -196,9 +197,8 @@ def display_sections(rows: list[dict]) -> list[tuple[str, list[str], list[list[s
 def _markdown(rows: list[dict]) -> str:
     lines = []
     for title, header, cells in display_sections(rows):
-        lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in cells]
-        lines.append("")
+        table = markdown_table([dict(zip(header, row, strict=True)) for row in cells], header)
+        lines += [f"### {title}", "", table, ""]
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from eval_pipelines.analytics.store import (
     write_frame,
 )
 from eval_pipelines.core.names import HISTORY
+from eval_pipelines.core.text import markdown_table
 from resources.artifact_store import ArtifactStore
 
 # Markdown previews stay readable (and metadata small) however many models there are.
@@ -27,17 +28,7 @@ PLOTTED_SERIES = 30
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return "" if pd.isna(value) else f"{value:.3f}"
-        return "" if value is None else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += [
-        "| " + " | ".join(cell(v) for v in row) + " |"
-        for row in frame[columns].itertuples(index=False)
-    ]
-    return "\n".join(lines)
+    return markdown_table(frame[columns].to_dict("records"), columns)
 
 
 def _history_manifest(context: AssetExecutionContext, artifacts: ArtifactStore) -> pd.DataFrame:

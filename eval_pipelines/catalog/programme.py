@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 from eval_pipelines.catalog.launch_config import EvaluationConfig, evaluation_run_config
 from eval_pipelines.catalog.spec_files import Spec
 from eval_pipelines.catalog.specs import ModelSpec
+from eval_pipelines.core.text import validation_errors
 
 _ID = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
@@ -91,9 +92,7 @@ class ProgrammeSpec(Spec):
         try:
             EvaluationConfig(**value)
         except ValidationError as exc:
-            raise ValueError(
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            ) from None
+            raise ValueError(validation_errors(exc)) from None
         return value
 
     def run_config(self) -> dict:

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from eval_pipelines.core.text import validation_problems
+
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
@@ -29,11 +31,7 @@ class Spec(BaseModel):
 
 
 def _format_validation_error(error: ValidationError) -> str:
-    lines = [f"invalid {error.title}:"]
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  - {field}: {item['msg']}")
-    return "\n".join(lines)
+    return "\n".join([f"invalid {error.title}:", *(f"  - {p}" for p in validation_problems(error))])
 
 
 # Spec files are a few KiB; anything this big is a mistake (or an attack), not a spec.

@@ -4,6 +4,7 @@ One of each, so every table and error reads the same wherever it is shown.
 """
 
 import json
+import math
 
 from pydantic import ValidationError
 
@@ -13,15 +14,28 @@ def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(value: object) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
+def _cell(value: object) -> str:
+    """A table cell: floats to 3 places, missing values empty, and on one line with its pipes
+    escaped, so no value can end its cell, its row or the table."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.3f}"
+    if value is None:
+        return ""
+    return " ".join(str(value).split()).replace("|", "\\|")
 
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """The Markdown table of `rows`' `columns`, in order (a missing key is an empty cell)."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
+def validation_problems(exc: ValidationError) -> list[str]:
+    """Each problem of a pydantic error as `field.path: message`."""
+    return [f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+
+
 def validation_errors(exc: ValidationError) -> str:
-    """A pydantic error on one line, each problem as `field.path: message`."""
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    """A pydantic error on one line."""
+    return "; ".join(validation_problems(exc))

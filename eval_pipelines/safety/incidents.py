@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eval_pipelines.core.kinds import Action, IncidentKind, Severity
 from eval_pipelines.core.names import INCIDENTS_ASSET
+from eval_pipelines.core.text import markdown_table
 from resources.artifact_store import ArtifactStore, content_key
 
 __all__ = ["Action", "Incident", "IncidentKind", "Severity", "record_incident"]
@@ -50,22 +51,16 @@ class Incident(BaseModel):
     def report(self) -> str:
         """A human-readable markdown report."""
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.detected_at))
-        lines = [
-            f"# Incident {self.id}: {self.rule_id} ({self.severity})",
-            "",
-            self.summary,
-            "",
-            "| field | value |",
-            "|---|---|",
-        ]
-        for name in ("kind", "action", "run_id", "partition", "task", "sample_id", "epoch"):
-            lines.append(f"| {name} | {getattr(self, name)} |")
-        lines.append(f"| detected | {when} |")
+        fields = [(n, str(getattr(self, n))) for n in
+                  ("kind", "action", "run_id", "partition", "task", "sample_id", "epoch")]  # fmt: skip
+        fields.append(("detected", when))
         if self.killed_at is not None:
-            lines.append(f"| killed after | {self.killed_at - self.detected_at:.3f} s |")
+            fields.append(("killed after", f"{self.killed_at - self.detected_at:.3f} s"))
         if self.eval_log_uri:
-            lines.append(f"| eval log | {self.eval_log_uri} |")
-        lines += ["", "## Evidence", ""]
+            fields.append(("eval log", self.eval_log_uri))
+        table = markdown_table([{"field": n, "value": v} for n, v in fields], ["field", "value"])
+        lines = [f"# Incident {self.id}: {self.rule_id} ({self.severity})", "", self.summary, "",
+                 table, "", "## Evidence", ""]  # fmt: skip
         lines += [f"- **{key}**: `{value}`" for key, value in self.evidence.items()]
         return "\n".join(lines) + "\n"
 
