@@ -12,12 +12,12 @@ from dagster import (
     asset_check,
 )
 
-from assets.incidents import partition_incidents
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.catalog.spec_files import SpecError
 from eval_pipelines.catalog.specs import TaskSpec
 from eval_pipelines.core.partitions import split_partition_key
 from eval_pipelines.results.records import published_result
+from eval_pipelines.safety.incident_records import partition_incidents
 from eval_pipelines.safety.incidents import Incident, record_incident
 from resources.artifact_store import ArtifactStore
 

@@ -16,13 +16,13 @@ from dagster import (
     asset,
 )
 
-from assets.incidents import RecordedIncident, partition_incidents
 from eval_pipelines.catalog.policy import SEVERITIES
 from eval_pipelines.core.names import EVALUATION_JOB, PARTITION_TAG
 from eval_pipelines.core.partitions import split_partition_key
 from eval_pipelines.core.text import markdown_table
 from eval_pipelines.results.provenance import Provenance, run_provenance
 from eval_pipelines.results.records import PublishedResult, published_partitions, published_results
+from eval_pipelines.safety.incident_records import RecordedIncident, partition_incidents
 from eval_pipelines.safety.incidents import Incident
 from resources.artifact_store import ArtifactStore
 

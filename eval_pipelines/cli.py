@@ -384,8 +384,9 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     """List safety incidents (newest first) with their review state, or resolve or reopen one
     (recording who, why and when)."""
     home = ensure_local_home()
-    from assets.incidents import incident_row, partition_incidents
+    from assets.incidents import incident_row
     from eval_pipelines.control.daemon import open_instance
+    from eval_pipelines.safety.incident_records import partition_incidents
     from resources.deployments import resources_for
 
     with open_instance(home) as instance:

@@ -39,7 +39,6 @@ from dagster import (
     sensor,
 )
 
-from assets.incidents import record_incidents_request, record_incidents_retry
 from eval_pipelines.core.names import (
     ALERT_DELIVERIES,
     ALERT_TAG,
@@ -52,10 +51,10 @@ from eval_pipelines.core.names import (
     SAFETY_STOPPED_TAG,
     STOP_REASON_TAG,
 )
-from eval_pipelines.core.partitions import split_partition_key
+from eval_pipelines.core.partitions import partition_key, split_partition_key
 from eval_pipelines.execution.stopping import stop_run
 from eval_pipelines.jobs import record_incidents_job
-from eval_pipelines.safety.incidents import Incident, record_incident
+from eval_pipelines.safety.incidents import Announcement, Incident, record_incident
 from eval_pipelines.safety.jobs import quarantine_job, safety_alert_job
 from resources.artifact_store import ArtifactStore
 
@@ -117,23 +116,23 @@ def _incident_requests(context: SensorEvaluationContext, cursor: SafetyCursor) -
         observation = record.asset_observation
         if observation is None:
             continue
-        meta = {k: v.value for k, v in observation.metadata.items()}
-        incident_id, record_uri = str(meta["incident_id"]), str(meta["record"])
+        announced = Announcement.from_observation(observation)
+        incident_id, record_uri = announced.incident_id, announced.record_uri
         tags = {INCIDENT_TAG: incident_id}
         requests.append(RunRequest(
             run_key=f"{incident_id}:{SAFETY_ALERT_JOB}", job_name=SAFETY_ALERT_JOB,
             run_config=alert_run_config(record_uri), tags={**tags, ALERT_TAG: incident_id},
         ))  # fmt: skip
-        if meta.get("quarantine"):
+        if announced.quarantine:
             requests.append(RunRequest(
                 run_key=f"{incident_id}:{QUARANTINE_JOB}", job_name=QUARANTINE_JOB,
                 run_config={"ops": {"quarantine_run": {"config": {"incident_record": record_uri}}}},
                 tags=tags,
             ))  # fmt: skip
-        if meta.get("action") == "stop_evaluation":
-            reason = f"safety: {meta['rule_id']}: {meta['summary']}"
-            if stop_run(context.instance, str(meta["run_id"]), reason, safety=True):
-                context.log.warning(f"incident {incident_id}: stopping run {meta['run_id']}")
+        if announced.action == "stop_evaluation":
+            reason = f"safety: {announced.rule_id}: {announced.summary}"
+            if stop_run(context.instance, announced.run_id, reason, safety=True):
+                context.log.warning(f"incident {incident_id}: stopping run {announced.run_id}")
     return requests + [
         record_incidents_request(partition, announcement)
         for partition, announcement in latest_announcement.items()
@@ -301,4 +300,34 @@ def operator_stop_incident(run) -> Incident:
         suite=suite,
         summary=f"run {run.run_id} of {partition} stopped by an operator: {why}",
         evidence={"stop_reason": why},
+    )
+
+
+def record_incidents_request(partition: str, announcement: int) -> RunRequest:
+    """The `record_incidents` run that brings `partition`'s table up to `announcement`.
+
+    Keyed by the announcement (the observation's storage id; the latest of the partition's
+    in one sensor tick), so the table is refreshed once per batch of announcements however
+    the ticks fall: an agent raising dozens of incidents makes a run per tick, not dozens.
+    A stop's second announcement (its kill time) comes in a later batch or the same one.
+    """
+    return _record_incidents(partition, f"{partition}:{RECORD_INCIDENTS_JOB}:{announcement}")
+
+
+def record_incidents_retry(never_started: DagsterRun) -> RunRequest:
+    """Again the refresh of a `record_incidents` run that ended without starting (never
+    dequeued): its announcements would otherwise wait for the partition's next incident.
+    Keyed by that run, so each such run is retried once; a retry that fails so is too."""
+    partition = never_started.tags[PARTITION_TAG]
+    return _record_incidents(
+        partition, f"{partition}:{RECORD_INCIDENTS_JOB}:retry-of-{never_started.run_id}"
+    )
+
+
+def _record_incidents(partition: str, run_key: str) -> RunRequest:
+    model_id, suite = split_partition_key(partition)
+    return RunRequest(
+        run_key=run_key,
+        job_name=RECORD_INCIDENTS_JOB,
+        partition_key=partition_key(model_id, suite),
     )

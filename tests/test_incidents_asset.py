@@ -6,12 +6,12 @@ import json
 import pytest
 from dagster import DagsterInstance
 
-from assets.incidents import record_incidents_request
 from eval_pipelines.core.names import INCIDENTS_ASSET
 from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.safety.incidents import Incident, record_incident
 from resources.artifact_store import LocalArtifactStore
+from sensors.safety import record_incidents_request
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
+from dataclasses import fields as fields_of
 from typing import Any
 
 from dagster import AssetObservation, DagsterInstance, MetadataValue
@@ -65,6 +67,44 @@ class Incident(BaseModel):
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """An `incidents` observation: what the sensor acts on at once (alert, quarantine, stop),
+    and where the full record and report are. The one writer and reader of its metadata."""
+
+    incident_id: str
+    kind: str
+    rule_id: str
+    severity: str
+    action: str
+    quarantine: bool
+    run_id: str
+    summary: str
+    record_uri: str
+    report_uri: str
+
+    def observation(self, partition: str) -> AssetObservation:
+        fields = {f.name: getattr(self, f.name) for f in fields_of(self)}
+        return AssetObservation(
+            asset_key=INCIDENTS_ASSET,
+            partition=partition,
+            metadata={
+                **{k: v for k, v in fields.items() if not k.endswith("_uri")},
+                "record": MetadataValue.url(self.record_uri),
+                "report": MetadataValue.url(self.report_uri),
+            },
+        )
+
+    @classmethod
+    def from_observation(cls, observation: AssetObservation) -> Announcement:
+        meta = {k: v.value for k, v in observation.metadata.items()}
+        return cls(
+            **{f.name: meta[f.name] for f in fields_of(cls) if not f.name.endswith("_uri")},
+            record_uri=str(meta["record"]),
+            report_uri=str(meta["report"]),
+        )
+
+
 def record_incident(instance: DagsterInstance, artifacts: ArtifactStore, incident: Incident) -> str:
     """Store the incident and announce it as an observation; returns its record's URI."""
     prefix = f"incidents/model={incident.model_id}/suite={incident.suite}/{incident.run_id}"
@@ -72,24 +112,13 @@ def record_incident(instance: DagsterInstance, artifacts: ArtifactStore, inciden
     record_uri = artifacts.put(content_key(f"{prefix}/{incident.id}", data, ".json"), data)
     report = incident.report().encode()
     report_uri = artifacts.put(content_key(f"{prefix}/{incident.id}", report, ".md"), report)
-    instance.report_runless_asset_event(
-        AssetObservation(
-            asset_key=INCIDENTS_ASSET,
-            partition=incident.partition,
-            metadata={
-                "incident_id": incident.id,
-                "kind": incident.kind,
-                "rule_id": incident.rule_id,
-                "severity": incident.severity,
-                "action": incident.action,
-                "quarantine": incident.quarantine,
-                "run_id": incident.run_id,
-                "summary": incident.summary,
-                "record": MetadataValue.url(record_uri),
-                "report": MetadataValue.url(report_uri),
-            },
-        )
-    )
+    announced = Announcement(
+        incident_id=incident.id, kind=incident.kind, rule_id=incident.rule_id,
+        severity=incident.severity, action=incident.action, quarantine=incident.quarantine,
+        run_id=incident.run_id, summary=incident.summary, record_uri=record_uri,
+        report_uri=report_uri,
+    )  # fmt: skip
+    instance.report_runless_asset_event(announced.observation(incident.partition))
     return record_uri
 
 
