@@ -13,17 +13,13 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
-    AssetSelection,
     AutomationCondition,
     MaterializeResult,
     asset,
-    define_asset_job,
 )
 
 from assets.leaderboard import REFRESH_AFTER_NEW_RESULTS
 from eval_pipelines.core.names import (
-    ANALYTICS_ASSETS,
-    ANALYTICS_JOB,
     COMPARISON,
     HISTORY,
     OUTCOMES,
@@ -82,11 +78,3 @@ def evaluation_outcomes(
 
 def build_analytics_assets() -> list[AssetsDefinition]:
     return [evaluation_history, score_trends, model_comparison, evaluation_outcomes]
-
-
-# What `evalctl history/compare --refresh` runs in-process; the sensor does it in the UI.
-analytics_job = define_asset_job(
-    ANALYTICS_JOB,
-    selection=AssetSelection.assets(*ANALYTICS_ASSETS),
-    description="Append new runs to the evaluation history and rebuild trends, comparison, outcomes.",
-)

@@ -17,6 +17,7 @@ import time
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     MultiPartitionsDefinition,
@@ -25,9 +26,11 @@ from dagster import (
 
 from eval_pipelines.core.log_viewer import transcript_url
 from eval_pipelines.core.names import (
+    INCIDENT_REVIEWS,
     INCIDENTS_ASSET,
+    MODEL_QUARANTINE,
 )
-from eval_pipelines.core.partitions import split_partition_key
+from eval_pipelines.core.partitions import model_partitions, split_partition_key
 from eval_pipelines.core.text import markdown_table
 from eval_pipelines.safety.incident_records import RecordedIncident, partition_incidents
 from eval_pipelines.safety.incidents import Incident
@@ -129,3 +132,20 @@ def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDe
         )
 
     return incidents
+
+
+def build_safety_state_assets(partitions_def: MultiPartitionsDefinition) -> list[AssetSpec]:
+    """Assets that are only observed, shown in the UI beside `incidents`: each model's
+    quarantine state (the quarantine job, `evalctl quarantine lift`) and each model|suite's
+    incident reviews (`evalctl incidents resolve/reopen`)."""
+    return [
+        AssetSpec(
+            MODEL_QUARANTINE, group_name=INCIDENTS_GROUP, partitions_def=model_partitions,
+            description="Whether each model is quarantined; history of who quarantined and lifted.",
+        ),
+        AssetSpec(
+            INCIDENT_REVIEWS, group_name=INCIDENTS_GROUP, partitions_def=partitions_def,
+            description="Reviews of each model|suite's incidents: who resolved or reopened which "
+            "incident, why and when; an incident's latest review is its state.",
+        ),
+    ]  # fmt: skip

@@ -4,7 +4,6 @@ evaluates models on arrival and re-evaluates them on a new suite version."""
 from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
-    JobDefinition,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorDefinition,
@@ -13,15 +12,11 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from eval_pipelines.catalog import Catalog
 from eval_pipelines.catalog.programme import ProgrammeSpec
+from eval_pipelines.jobs import EvaluationJob
 from sensors.programme_requests import arrival_requests, scheduled_requests
-
-EvaluationJob = JobDefinition | UnresolvedAssetJobDefinition
 
 
 def build_programme_schedule(programme: ProgrammeSpec, job: EvaluationJob) -> ScheduleDefinition:
