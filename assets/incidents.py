@@ -34,7 +34,7 @@ from eval_pipelines.core.partitions import model_partitions, split_partition_key
 from eval_pipelines.core.text import markdown_table
 from eval_pipelines.safety.incident_records import RecordedIncident, partition_incidents
 from eval_pipelines.safety.incidents import Incident
-from resources.artifact_store import ArtifactStore, content_key
+from resources.artifact_store import ArtifactStore
 
 INCIDENTS_GROUP = "safety"
 
@@ -111,9 +111,7 @@ def build_incidents_asset(partitions_def: MultiPartitionsDefinition) -> AssetsDe
         rows = [incident_row(f) for f in found]
         data = json.dumps(rows, sort_keys=True, indent=2).encode()
         model_id, suite = split_partition_key(partition)
-        snapshot = artifacts.put(
-            content_key(f"incidents/model={model_id}/suite={suite}/table", data, ".json"), data
-        )
+        snapshot = artifacts.store(f"incidents/model={model_id}/suite={suite}/table", data, ".json")
         links = {}
         for f, row in zip(found, rows, strict=True):
             links[f"report/{f.incident.id}"] = MetadataValue.md(f.incident.report())

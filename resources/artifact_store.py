@@ -61,6 +61,10 @@ class ArtifactStore(ConfigurableResource, ABC):
         stored), `ArtifactConflictError` or `ArtifactIntegrityError`.
         """
 
+    def store(self, prefix: str, data: bytes, suffix: str) -> str:
+        """Store `data` under `prefix/`, named by its content (`content_key`): its URI."""
+        return self.put(content_key(prefix, data, suffix), data)
+
     def get(self, uri: str) -> bytes:
         """The artifact's bytes, refused if they are not the ones its key names."""
         data = self._read(uri)

@@ -36,6 +36,13 @@ def test_content_key_depends_only_on_content():
     assert content_key("a/b", b"x", ".eval") != content_key("a/b", b"y", ".eval")
 
 
+def test_store_names_an_artifact_by_its_content(tmp_path: Path):
+    store = LocalArtifactStore(root=str(tmp_path))
+    uri = store.store("logs", b"first", ".eval")
+    assert uri.endswith(FIRST_KEY) and store.get(uri) == b"first"
+    assert store.store("logs", b"second", ".eval") != uri
+
+
 def test_local_store_is_write_once(tmp_path: Path):
     store = LocalArtifactStore(root=str(tmp_path))
     uri = store.put(FIRST_KEY, b"first")

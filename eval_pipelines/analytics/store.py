@@ -12,7 +12,7 @@ import io
 import pandas as pd
 from dagster import AssetKey, DagsterInstance
 
-from resources.artifact_store import ArtifactStore, content_key
+from resources.artifact_store import ArtifactStore
 
 TABLE_METADATA = "table"
 
@@ -26,7 +26,7 @@ def write_frame(artifacts: ArtifactStore, prefix: str, frame: pd.DataFrame) -> s
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     data = buffer.getvalue()
-    return artifacts.put(content_key(prefix, data, ".parquet"), data)
+    return artifacts.store(prefix, data, ".parquet")
 
 
 def read_frame(

@@ -25,7 +25,7 @@ from eval_pipelines.execution.stopping import EvaluationStopped, RunWatch, run_u
 from eval_pipelines.results import resume
 from eval_pipelines.safety.monitor import DagsterRunControl, MonitorScope, SafetyMonitor
 from eval_pipelines.safety.quarantine import ModelQuarantined, check_not_quarantined
-from resources.artifact_store import ArtifactStore, content_key
+from resources.artifact_store import ArtifactStore
 from resources.sandbox import SandboxBackend
 
 EvaluationRefused = (
@@ -152,7 +152,7 @@ def evaluate_task(
             metadata={"partial_eval_log": MetadataValue.url(transcript_url(uri))},
         )
     prefix = _task_log_prefix(evaluation, spec.name, context.run_id)
-    log_uri = artifacts.put(content_key(prefix, data, ".eval"), data)
+    log_uri = artifacts.store(prefix, data, ".eval")
     resume.record(
         context.instance,
         context.run_id,
@@ -191,7 +191,7 @@ def _close_monitor(
     monitor.close()
     data = monitor.audit_jsonl()
     prefix = f"{_task_log_prefix(evaluation, task_name, context.run_id)}/audit"
-    uri = artifacts.put(content_key(prefix, data, ".jsonl"), data)
+    uri = artifacts.store(prefix, data, ".jsonl")
     context.log.info(f"Task {task_name}: audit trail ({len(monitor.audit)} entries) at {uri}")
     return uri
 
@@ -295,7 +295,7 @@ def _store_partial(
 ) -> str:
     # Beside the task's logs, so the log viewer shows what happened before the stop.
     prefix = f"{_task_log_prefix(evaluation, task_name, context.run_id)}/partial"
-    uri = artifacts.put(content_key(prefix, data, ".eval"), data)
+    uri = artifacts.store(prefix, data, ".eval")
     samples = inspect_bridge.completed_samples(log)
     resume.record(
         context.instance,

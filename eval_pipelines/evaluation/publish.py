@@ -135,7 +135,7 @@ def publish_results(
     def write_snapshot(name: str, value: object) -> tuple[DataVersion, str]:
         data = canonical_json(value)
         version = DataVersion(content_key("", data, "").strip("/"))
-        return version, artifacts.put(content_key(f"{prefix}/{name}", data, ".json"), data)
+        return version, artifacts.store(f"{prefix}/{name}", data, ".json")
 
     # All or nothing: every snapshot is written before any output is yielded, and the
     # results IO manager stores nothing, so a failed write records none of the three.

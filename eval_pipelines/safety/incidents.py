@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from eval_pipelines.core.kinds import Action, IncidentKind, Severity
 from eval_pipelines.core.names import INCIDENTS_ASSET
 from eval_pipelines.core.text import markdown_table
-from resources.artifact_store import ArtifactStore, content_key
+from resources.artifact_store import ArtifactStore
 
 __all__ = ["Action", "Incident", "IncidentKind", "Severity", "record_incident"]
 
@@ -109,9 +109,9 @@ def record_incident(instance: DagsterInstance, artifacts: ArtifactStore, inciden
     """Store the incident and announce it as an observation; returns its record's URI."""
     prefix = f"incidents/model={incident.model_id}/suite={incident.suite}/{incident.run_id}"
     data = incident.model_dump_json(indent=2).encode()
-    record_uri = artifacts.put(content_key(f"{prefix}/{incident.id}", data, ".json"), data)
+    record_uri = artifacts.store(f"{prefix}/{incident.id}", data, ".json")
     report = incident.report().encode()
-    report_uri = artifacts.put(content_key(f"{prefix}/{incident.id}", report, ".md"), report)
+    report_uri = artifacts.store(f"{prefix}/{incident.id}", report, ".md")
     announced = Announcement(
         incident_id=incident.id, kind=incident.kind, rule_id=incident.rule_id,
         severity=incident.severity, action=incident.action, quarantine=incident.quarantine,

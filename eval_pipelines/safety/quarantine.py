@@ -30,7 +30,7 @@ from eval_pipelines.core.names import MODEL_QUARANTINE, QUARANTINED_TAG, TASK_TA
 from eval_pipelines.results.records import observations
 from eval_pipelines.results.resume import TaskCheckpoint
 from eval_pipelines.safety.incidents import Incident
-from resources.artifact_store import ArtifactStore, content_key
+from resources.artifact_store import ArtifactStore
 
 # Top-level folders of the artifacts a run writes (see eval_pipelines.evaluation.publish).
 RUN_ARTIFACT_ROOTS = ("eval-logs/", "partial/", "results/")
@@ -170,6 +170,6 @@ def copy_to_quarantine(
         {"incident_id": incident.id, "run_id": incident.run_id, "copies": copies},
         indent=2, sort_keys=True,
     ).encode()  # fmt: skip
-    manifest_uri = artifacts.put(content_key(f"{prefix}/manifest", manifest, ".json"), manifest)
+    manifest_uri = artifacts.store(f"{prefix}/manifest", manifest, ".json")
     instance.add_run_tags(incident.run_id, {QUARANTINED_TAG: incident.id})
     return manifest_uri, copies
