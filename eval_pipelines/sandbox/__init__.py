@@ -3,6 +3,8 @@
 `bwrap` is registered with Inspect as a sandbox environment. It fails closed: when the
 host cannot isolate (no bubblewrap, no cgroups, no user namespaces, not root), sandboxed
 samples error with `SandboxSetupError`, which lists what is missing and how to fix it.
+
+Layer 3. May import: `core`, `catalog`; not `scripted` or `execution`, its siblings.
 """
 
 from eval_pipelines.sandbox._environment import BwrapSandboxEnvironment
