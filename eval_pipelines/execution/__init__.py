@@ -1,5 +1,5 @@
-"""Layer 2, where and how ops run: executors (in-process, multiprocess, Kubernetes), the local
+"""Layer 3, where and how ops run: executors (in-process, multiprocess, Kubernetes), the local
 run launcher, the Kubernetes manifests, and stopping an evaluation when its run is stopped.
 
-May import: `eval_pipelines.core`, `eval_pipelines.catalog`.
+May import: `core`, `catalog`, `tasks`; not `sandbox` or `scripted`, its siblings.
 """
