@@ -132,3 +132,14 @@ def sample_loader(artifacts: ArtifactStore):
         return _parts(artifacts, runs["samples_uri"], runs["run_id"])
 
     return load
+
+
+def model_history(
+    manifest: pd.DataFrame, artifacts: ArtifactStore, model: str, suite: str | None
+) -> pd.DataFrame:
+    """The model's task rows, newest run first (only its runs' parts are read)."""
+    runs = manifest[
+        (manifest["model_id"] == model) & ((suite is None) | (manifest["suite"] == suite))
+    ]
+    tasks = load_tasks(artifacts, runs)
+    return tasks.sort_values(["evaluated_at", "suite", "task"], ascending=[False, True, True])

@@ -170,3 +170,23 @@ def model_comparison(
     if not frames:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     return pd.concat(frames, ignore_index=True)[COMPARISON_COLUMNS]
+
+
+def oriented_comparison(comparison: pd.DataFrame, a: str, b: str, suite: str) -> pd.DataFrame:
+    """Rows of `a` vs `b` on `suite`, oriented as a - b (stored once per pair, a < b)."""
+    rows = comparison[comparison["suite"] == suite]
+    forward = rows[(rows["model_a"] == a) & (rows["model_b"] == b)]
+    backward = rows[(rows["model_a"] == b) & (rows["model_b"] == a)]
+    flipped = backward.rename(
+        columns={
+            "model_a": "model_b",
+            "model_b": "model_a",
+            "mean_a": "mean_b",
+            "mean_b": "mean_a",
+            "run_a": "run_b",
+            "run_b": "run_a",
+            "ci_low": "ci_high",
+            "ci_high": "ci_low",
+        }
+    ).assign(diff=-backward["diff"], ci_low=-backward["ci_high"], ci_high=-backward["ci_low"])
+    return pd.concat([forward, flipped], ignore_index=True).sort_values(["suite_version", "task"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,3 +34,16 @@ def rebuild(
         why = "; ".join(failures) or "see `evalctl ui`"
         raise RebuildFailed(f"{job_name} failed (run {result.run_id}): {why}")
     return result.run_id
+
+
+def rebuild_jobs(instance, jobs: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Rebuild each (job, partition) in this process, as `--refresh` does before a command
+    reads or reports them: a line per run, or `RebuildFailed`. Definitions are built here,
+    after DAGSTER_HOME is settled, so the artifact store is this home's."""
+    from eval_pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    return [
+        f"{job_name} refreshed (run {rebuild(defs, instance, job_name, partition)})"
+        for job_name, partition in jobs
+    ]

@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dagster import (
-    AssetKey,
     AssetMaterialization,
-    AssetObservation,
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
@@ -93,25 +91,6 @@ def published_results(instance: DagsterInstance, partition: str) -> Iterator[Pub
 def _quarantined(instance: DagsterInstance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     return run is not None and QUARANTINED_TAG in run.tags
-
-
-def observations(
-    instance: DagsterInstance, asset_key: AssetKey, partition: str | None = None
-) -> Iterator[tuple[int, AssetObservation]]:
-    """(storage id, observation) of every observation of `asset_key` (of one `partition`, or
-    all), oldest first, page by page: state kept as observations is read by replaying them."""
-    records_filter = AssetRecordsFilter(
-        asset_key=asset_key, asset_partitions=[partition] if partition else None
-    )
-    cursor = None
-    while True:
-        page = instance.fetch_observations(records_filter, limit=500, cursor=cursor, ascending=True)
-        for record in page.records:
-            if record.asset_observation is not None:
-                yield record.storage_id, record.asset_observation
-        if not page.has_more:
-            return
-        cursor = page.cursor
 
 
 def published_partitions(instance: DagsterInstance) -> list[str]:

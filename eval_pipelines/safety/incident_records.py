@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from dagster import DagsterInstance
 
 from eval_pipelines.core.names import INCIDENTS_ASSET, TASK_TAG_PREFIX
+from eval_pipelines.core.observations import observations
 from eval_pipelines.results import resume
-from eval_pipelines.results.records import observations
 from eval_pipelines.safety.incidents import Announcement, Incident, load_incident
 from eval_pipelines.safety.reviews import OPEN, IncidentReview, latest_reviews
 from resources.artifact_store import ArtifactStore

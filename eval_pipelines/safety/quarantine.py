@@ -27,7 +27,7 @@ from dagster import (
 )
 
 from eval_pipelines.core.names import MODEL_QUARANTINE, QUARANTINED_TAG, TASK_TAG_PREFIX
-from eval_pipelines.results.records import observations
+from eval_pipelines.core.observations import observations
 from eval_pipelines.results.resume import TaskCheckpoint
 from eval_pipelines.safety.incidents import Incident
 from resources.artifact_store import ArtifactStore

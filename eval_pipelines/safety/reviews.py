@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dagster import AssetObservation, DagsterInstance
 
 from eval_pipelines.core.names import INCIDENT_REVIEWS
-from eval_pipelines.results.records import observations
+from eval_pipelines.core.observations import observations
 from eval_pipelines.safety.incidents import Incident
 
 OPEN, RESOLVED = "open", "resolved"
