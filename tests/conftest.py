@@ -12,7 +12,13 @@ from dagster import DagsterInstance
 from eval_pipelines.definitions import build_definitions
 from eval_pipelines.home import INSTANCE_CONFIG
 from eval_pipelines.partitions import model_partitions
-from tests.services import dagster_services, free_port, moto_s3, stop_private_daemons
+from tests.services import (
+    dagster_services,
+    free_port,
+    moto_s3,
+    stop_private_daemons,
+    stop_services,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 S3_CREDENTIALS = {
@@ -123,16 +129,24 @@ def write_suite(folder: Path, name: str, body: str) -> Path:
 
 @pytest.fixture
 def services(dagster_home: Path, tmp_path: Path):
-    """A running webserver and daemon over workspace.yaml, on the test's DAGSTER_HOME."""
+    """A running webserver and daemon, served the project's code location by one code
+    server (tests/services.py), on the test's DAGSTER_HOME. `services` lists webserver and
+    daemon (a test may replace the daemon); all are stopped afterwards."""
     home = dagster_home
     env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
     # Create the SQLite schema once: webserver and daemon racing to create it can fail.
     DagsterInstance.get().dispose()
 
     port = free_port()
-    started = dagster_services(tmp_path, port, env)
+    webserver, daemon, code_server = dagster_services(tmp_path, port, env)
+    running = {
+        "home": home,
+        "port": port,
+        "logs": [s.log for s in (webserver, daemon, code_server)],
+        "services": [webserver, daemon],
+        "code_server": code_server,
+    }
     try:
-        yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
+        yield running
     finally:
-        for service in started:
-            service.stop()
+        stop_services([*running["services"], code_server])

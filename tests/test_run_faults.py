@@ -292,7 +292,8 @@ def test_webserver_and_daemon_stopped_mid_run_then_restarted(
     with DagsterInstance.get() as instance:
         run_id = ui_launch(services, instance, "in_process")
         wait_until_evaluating(instance, ledger, calls=20)
-        for service in services["services"]:
+        # With the code server they share (and its run worker): all `dagster dev` starts.
+        for service in (*services["services"], services["code_server"]):
             service.stop()
         stopped_at = time.time()
         assert_quiet_after(ledger, stopped_at)
