@@ -3,6 +3,8 @@
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -54,7 +56,7 @@ _SESSION_TMPDIR = pytest.StashKey[Path]()
 
 
 # Fixtures that start real services: a test using one is slow whatever its marks say.
-SERVICE_FIXTURES = frozenset({"services"})
+SERVICE_FIXTURES = frozenset({"services", "module_services"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects and pytest-xdist reads the groups
@@ -145,18 +147,18 @@ def write_suite(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-@pytest.fixture
-def services(dagster_home: Path, tmp_path: Path):
-    """A running webserver and daemon, served the project's code location by one code
-    server (tests/services.py), on the test's DAGSTER_HOME. `services` lists webserver and
-    daemon (a test may replace the daemon); all are stopped afterwards."""
-    home = dagster_home
-    env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
+@contextmanager
+def running_services(home: Path, log_dir: Path) -> Iterator[dict]:
+    """A webserver and daemon, served the project's code location by one code server
+    (tests/services.py), on `home` (DAGSTER_HOME already) with this process's environment.
+    `services` lists webserver and daemon (a test may replace the daemon); all are stopped
+    afterwards."""
+    env = dict(os.environ)
     # Create the SQLite schema once: webserver and daemon racing to create it can fail.
     DagsterInstance.get().dispose()
 
     port = free_port()
-    webserver, daemon, code_server = dagster_services(tmp_path, port, env)
+    webserver, daemon, code_server = dagster_services(log_dir, port, env)
     running = {
         "home": home,
         "port": port,
@@ -168,3 +170,35 @@ def services(dagster_home: Path, tmp_path: Path):
         yield running
     finally:
         stop_services([*running["services"], code_server])
+
+
+@pytest.fixture
+def services(dagster_home: Path, tmp_path: Path):
+    """Services (`running_services`) of this test's own, on its DAGSTER_HOME."""
+    with running_services(dagster_home, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def module_services_env() -> Iterator[dict[str, str]]:
+    """Variables `module_services` starts with; a module overrides this fixture to set
+    what its services must see (a catalog folder, a TMPDIR for its sandboxes)."""
+    yield {}
+
+
+@pytest.fixture(scope="module")
+def module_services(
+    tmp_path_factory: pytest.TempPathFactory, module_services_env, instance_template: Path
+):
+    """Services (`running_services`) shared by the tests of one module that neither stop nor
+    break them, on a DAGSTER_HOME of the module's own (set for each of its tests): a start
+    of webserver, daemon and code server costs some 4 Python processes importing Dagster.
+    The instance keeps every earlier test's runs: each test tells its own apart (by run id,
+    partition, incident)."""
+    folder = tmp_path_factory.mktemp("module-services")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        home = fresh_home(folder / "dagster_home", monkeypatch, instance_template)
+        for name, value in module_services_env.items():
+            monkeypatch.setenv(name, value)
+        with running_services(home, folder) as running:
+            yield running
