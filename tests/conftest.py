@@ -3,6 +3,8 @@
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -12,7 +14,13 @@ from dagster import DagsterInstance
 from eval_pipelines.core.home import INSTANCE_CONFIG
 from eval_pipelines.core.partitions import model_partitions
 from eval_pipelines.definitions import build_definitions
-from tests.services import dagster_services, free_port, moto_s3, stop_private_daemons
+from tests.services import (
+    dagster_services,
+    free_port,
+    moto_s3,
+    stop_private_daemons,
+    stop_services,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 S3_CREDENTIALS = {
@@ -48,7 +56,7 @@ _SESSION_TMPDIR = pytest.StashKey[Path]()
 
 
 # Fixtures that start real services: a test using one is slow whatever its marks say.
-SERVICE_FIXTURES = frozenset({"services"})
+SERVICE_FIXTURES = frozenset({"services", "module_services"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects and pytest-xdist reads the groups
@@ -73,11 +81,23 @@ def _private_daemons_end_with_their_test(tmp_path_factory: pytest.TempPathFactor
     stop_private_daemons(tmp_path_factory.getbasetemp())
 
 
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh DAGSTER_HOME with the project's dagster.yaml (SQLite storage inside it)."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+@pytest.fixture(scope="session")
+def instance_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The storage of a new instance of the project's dagster.yaml, made once per test
+    process: a fresh home starts from a copy of it. Creating the SQLite schemas (and
+    stamping their migrations) took 5 s a test on a loaded host, 25 s under heavy load;
+    a copy takes milliseconds and is the same empty instance."""
+    template = tmp_path_factory.mktemp("instance-template")
+    shutil.copyfile(INSTANCE_CONFIG, template / "dagster.yaml")
+    DagsterInstance.from_config(str(template)).dispose()
+    return template
+
+
+def fresh_home(home: Path, monkeypatch: pytest.MonkeyPatch, template: Path) -> Path:
+    """`home` made a fresh DAGSTER_HOME with the project's dagster.yaml and the empty
+    storage of `instance_template`, and no catalog or deployment variables from the
+    caller's environment."""
+    shutil.copytree(template, home)
     shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     for variable in (
@@ -88,6 +108,12 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(variable, raising=False)
     return home
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance_template: Path) -> Path:
+    """A fresh DAGSTER_HOME with the project's dagster.yaml (SQLite storage inside it)."""
+    return fresh_home(tmp_path / "dagster_home", monkeypatch, instance_template)
 
 
 @pytest.fixture
@@ -121,18 +147,58 @@ def write_suite(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-@pytest.fixture
-def services(dagster_home: Path, tmp_path: Path):
-    """A running webserver and daemon over workspace.yaml, on the test's DAGSTER_HOME."""
-    home = dagster_home
-    env = dict(os.environ)  # includes the DAGSTER_HOME the fixture set
+@contextmanager
+def running_services(home: Path, log_dir: Path) -> Iterator[dict]:
+    """A webserver and daemon, served the project's code location by one code server
+    (tests/services.py), on `home` (DAGSTER_HOME already) with this process's environment.
+    `services` lists webserver and daemon (a test may replace the daemon); all are stopped
+    afterwards."""
+    env = dict(os.environ)
     # Create the SQLite schema once: webserver and daemon racing to create it can fail.
     DagsterInstance.get().dispose()
 
     port = free_port()
-    started = dagster_services(tmp_path, port, env)
+    webserver, daemon, code_server = dagster_services(log_dir, port, env)
+    running = {
+        "home": home,
+        "port": port,
+        "logs": [s.log for s in (webserver, daemon, code_server)],
+        "services": [webserver, daemon],
+        "code_server": code_server,
+    }
     try:
-        yield {"home": home, "port": port, "logs": [s.log for s in started], "services": started}
+        yield running
     finally:
-        for service in started:
-            service.stop()
+        stop_services([*running["services"], code_server])
+
+
+@pytest.fixture
+def services(dagster_home: Path, tmp_path: Path):
+    """Services (`running_services`) of this test's own, on its DAGSTER_HOME."""
+    with running_services(dagster_home, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def module_services_env() -> Iterator[dict[str, str]]:
+    """Variables `module_services` starts with; a module overrides this fixture to set
+    what its services must see (a catalog folder, a TMPDIR for its sandboxes)."""
+    yield {}
+
+
+@pytest.fixture(scope="module")
+def module_services(
+    tmp_path_factory: pytest.TempPathFactory, module_services_env, instance_template: Path
+):
+    """Services (`running_services`) shared by the tests of one module that neither stop nor
+    break them, on a DAGSTER_HOME of the module's own (set for each of its tests): a start
+    of webserver, daemon and code server costs some 4 Python processes importing Dagster.
+    The instance keeps every earlier test's runs: each test tells its own apart (by run id,
+    partition, incident)."""
+    folder = tmp_path_factory.mktemp("module-services")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        home = fresh_home(folder / "dagster_home", monkeypatch, instance_template)
+        for name, value in module_services_env.items():
+            monkeypatch.setenv(name, value)
+        with running_services(home, folder) as running:
+            yield running

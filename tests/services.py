@@ -65,13 +65,23 @@ class Service:
                 time.sleep(0.3)
         raise TimeoutError(f"{self.name}: {url} did not answer within {timeout}s\n{tail(self.log)}")
 
-    def stop(self, grace_seconds: float = 20) -> None:
-        """SIGTERM the whole group (code servers, run workers), SIGKILL what lingers."""
+    def terminate(self) -> None:
+        """SIGTERM the whole group without waiting (`stop(signaled=True)` then waits)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self, grace_seconds: float = 20, signaled: bool = False) -> None:
+        """SIGTERM the whole group (code servers, run workers), SIGKILL what lingers.
+
+        `signaled`: `terminate()` already sent the SIGTERM (stop_services does, to stop
+        several services side by side); a second one could cut a graceful shutdown short.
+        """
         for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
+            if not (signaled and sig == signal.SIGTERM):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and _group_alive(self.proc.pid):
                 try:
@@ -85,24 +95,75 @@ class Service:
         self._out.close()
 
 
-def dagster_services(log_dir: Path, port: int, env: dict[str, str]) -> list[Service]:
-    """A webserver on 127.0.0.1:`port` and a daemon over workspace.yaml (stop both after)."""
-    workspace = str(PROJECT_ROOT / "workspace.yaml")
-    webserver = [
-        str(BIN / "dagster-webserver"),
-        "-w",
-        workspace,
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    started = [Service("webserver", webserver, log_dir, env)]
+def stop_services(services: list[Service], grace_seconds: float = 20) -> None:
+    """Stop them side by side: each its SIGTERM at once, then wait for all (one after the
+    other, each service's wait added to the last's)."""
+    for service in services:
+        service.terminate()
+    for service in services:
+        service.stop(grace_seconds, signaled=True)
+
+
+def wait_for_code_server(service: Service, port: int, timeout: float) -> None:
+    """Until the code server on 127.0.0.1:`port` answers (it loads the code first)."""
+    from dagster._core.errors import DagsterUserCodeUnreachableError
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=port, host="127.0.0.1")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        service.check_alive()
+        try:
+            client.ping("ready?")
+            return
+        except DagsterUserCodeUnreachableError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{service.name}: not answering within {timeout}s\n{tail(service.log)}")
+
+
+def code_server(log_dir: Path, env: dict[str, str]) -> tuple[Service, Path]:
+    """One running code server for workspace.yaml's code location, and a workspace file in
+    `log_dir` that points at it (a `grpc_server` entry), as `dagster dev` gives its
+    webserver and daemon: they then load the location from it instead of each starting a
+    code server of its own (one Python process that imports the code location, not two).
+    Runs that the daemon launches are run workers of this code server."""
+    import yaml
+
+    [entry] = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]
+    location = entry["python_module"]
+    port = free_port()
+    command = [
+        str(BIN / "dagster"), "api", "grpc", "-m", location["module_name"],
+        "--location-name", location["location_name"], "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    service = Service("code-server", command, log_dir, env)
     try:
-        daemon = [str(BIN / "dagster-daemon"), "run", "-w", workspace]
-        started.append(Service("daemon", daemon, log_dir, env))
+        wait_for_code_server(service, port, timeout=180)
     except BaseException:
-        started[0].stop()
+        service.stop()
+        raise
+    workspace = log_dir / "workspace.yaml"
+    grpc_server = {"host": "127.0.0.1", "port": port, "location_name": location["location_name"]}
+    workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": grpc_server}]}))
+    return service, workspace
+
+
+def dagster_services(log_dir: Path, port: int, env: dict[str, str]) -> list[Service]:
+    """A webserver on 127.0.0.1:`port` and a daemon, both served the code location by one
+    code server (`code_server`): [webserver, daemon, code server]; stop all after
+    (`stop_services`)."""
+    server, workspace = code_server(log_dir, env)
+    started = [server]
+    try:
+        webserver = [
+            str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
+            "-p", str(port),
+        ]  # fmt: skip
+        started.insert(0, Service("webserver", webserver, log_dir, env))
+        daemon = [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)]
+        started.insert(1, Service("daemon", daemon, log_dir, env))
+    except BaseException:
+        stop_services(started)
         raise
     return started
 

@@ -99,11 +99,13 @@ def kill_group(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def wait_until_evaluating(instance: DagsterInstance, ledger: Path, calls: int = 40):
-    """The newest run is evaluating: `calls` model calls made (some 15 samples, so Inspect
-    has flushed finished samples to its log: it writes every 10)."""
+def wait_until_evaluating(
+    instance: DagsterInstance, ledger: Path, calls: int = 40, run_id: str | None = None
+):
+    """The run (default: the newest) is evaluating: `calls` model calls made (some 15
+    samples, so Inspect has flushed finished samples to its log: it writes every 10)."""
     wait_for(lambda: len(model_calls(ledger)) >= calls, 480, f"{calls} model calls")
-    run = latest_run(instance)
+    run = latest_run(instance) if run_id is None else instance.get_run_by_id(run_id)
     assert run is not None and run.status == DagsterRunStatus.STARTED, run
     return run
 
@@ -244,45 +246,6 @@ def ui_launch(services: dict, instance: DagsterInstance, executor: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(
-    ("executor", "policy"),
-    [("multiprocess", "SAFE_TERMINATE"), ("in_process", "MARK_AS_CANCELED_IMMEDIATELY")],
-)
-def test_terminate_from_the_ui_stops_a_daemon_launched_run(
-    executor: str, policy: str, ledger: Path, services: dict
-):
-    with DagsterInstance.get() as instance:
-        run_id = ui_launch(services, instance, executor)
-        wait_until_evaluating(instance, ledger, calls=20)
-        wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
-        answer = graphql(services["port"], TERMINATE, {"runId": run_id, "policy": policy})
-        assert answer["data"]["terminateRun"]["__typename"] == "TerminateRunSuccess", answer
-        run = wait_for_status(instance, run_id, 60)
-        assert run.status == DagsterRunStatus.CANCELED
-        assert_quiet_after(ledger, stop_requested_at(instance, run_id))
-        assert_nothing_published(instance, run_id)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_kill_9_of_the_daemon_launched_run_worker(ledger: Path, services: dict):
-    with DagsterInstance.get() as instance:
-        run_id = ui_launch(services, instance, "multiprocess")
-        wait_until_evaluating(instance, ledger, calls=20)
-        worker = ProcessIdentity.from_tag(instance.get_run_by_id(run_id).tags[WORKER_TAG])
-        assert worker is not None and worker.alive()
-        os.kill(worker.pid, signal.SIGKILL)
-        killed_at = time.time()
-        assert_quiet_after(ledger, killed_at)
-        # Run monitoring (5 s polls) asks the launcher, which sees the worker gone.
-        run = wait_for_status(instance, run_id, 60)
-        assert run.status == DagsterRunStatus.FAILURE
-        assert time.time() - killed_at < 60
-        assert_nothing_published(instance, run_id)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
 def test_webserver_and_daemon_stopped_mid_run_then_restarted(
     ledger: Path, services: dict, tmp_path: Path
 ):
@@ -291,7 +254,8 @@ def test_webserver_and_daemon_stopped_mid_run_then_restarted(
     with DagsterInstance.get() as instance:
         run_id = ui_launch(services, instance, "in_process")
         wait_until_evaluating(instance, ledger, calls=20)
-        for service in services["services"]:
+        # With the code server they share (and its run worker): all `dagster dev` starts.
+        for service in (*services["services"], services["code_server"]):
             service.stop()
         stopped_at = time.time()
         assert_quiet_after(ledger, stopped_at)
@@ -392,3 +356,74 @@ def test_disk_full_during_a_task(ledger: Path, small_disk: Path, tmp_path: Path)
 
             read_eval_log_headers([str(artifact)])  # every stored log is whole
         resume_and_check(tmp_path, ledger, instance, run.run_id)
+
+
+# --- Runs launched by one daemon, as from the UI ---------------------------------------
+# Last in the module: they share one start of the webserver and daemon (`module_services`,
+# tests/conftest.py), on a DAGSTER_HOME of the module's own, alive until the module ends.
+
+
+@pytest.fixture(scope="module")
+def module_services_env(tmp_path_factory: pytest.TempPathFactory):
+    """A model folder for the module's services (`shared_ledger` writes the ledger model
+    into it), their runs' sandboxes in a TMPDIR of the module's own."""
+    models = tmp_path_factory.mktemp("shared-models")
+    with pytest.MonkeyPatch.context() as monkeypatch, private_tmpdir(monkeypatch) as folder:
+        yield {"EVAL_MODEL_PATH": str(models), "TMPDIR": str(folder)}
+
+
+@pytest.fixture
+def shared_ledger(module_services_env: dict, module_services: dict, tmp_path: Path):
+    """`ledger` for the module's services: the ledger model (re)written to log its calls
+    to this test's own file (each run worker reads the model folder afresh); afterwards no
+    sandbox of the test's runs may be left running."""
+    require_sandbox_host()
+    calls = tmp_path / "model-calls.log"
+    write_ledger_model(Path(module_services_env["EVAL_MODEL_PATH"]), calls, latency=1.0)
+    yield calls
+    folder = module_services_env["TMPDIR"]
+    deadline = time.monotonic() + 30
+    while sandbox_processes(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sandbox_processes(folder), "sandbox processes still running 30 s after the test"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("executor", "policy"),
+    [("multiprocess", "SAFE_TERMINATE"), ("in_process", "MARK_AS_CANCELED_IMMEDIATELY")],
+)
+def test_terminate_from_the_ui_stops_a_daemon_launched_run(
+    executor: str, policy: str, shared_ledger: Path, module_services: dict
+):
+    ledger, services = shared_ledger, module_services
+    with DagsterInstance.get() as instance:
+        run_id = ui_launch(services, instance, executor)
+        wait_until_evaluating(instance, ledger, calls=20, run_id=run_id)
+        wait_for(our_sandboxes, 60, "a tool call in a sandbox", interval=0.05)
+        answer = graphql(services["port"], TERMINATE, {"runId": run_id, "policy": policy})
+        assert answer["data"]["terminateRun"]["__typename"] == "TerminateRunSuccess", answer
+        run = wait_for_status(instance, run_id, 60)
+        assert run.status == DagsterRunStatus.CANCELED
+        assert_quiet_after(ledger, stop_requested_at(instance, run_id))
+        assert_nothing_published(instance, run_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_kill_9_of_the_daemon_launched_run_worker(shared_ledger: Path, module_services: dict):
+    ledger, services = shared_ledger, module_services
+    with DagsterInstance.get() as instance:
+        run_id = ui_launch(services, instance, "multiprocess")
+        wait_until_evaluating(instance, ledger, calls=20, run_id=run_id)
+        worker = ProcessIdentity.from_tag(instance.get_run_by_id(run_id).tags[WORKER_TAG])
+        assert worker is not None and worker.alive()
+        os.kill(worker.pid, signal.SIGKILL)
+        killed_at = time.time()
+        assert_quiet_after(ledger, killed_at)
+        # Run monitoring (5 s polls) asks the launcher, which sees the worker gone.
+        run = wait_for_status(instance, run_id, 60)
+        assert run.status == DagsterRunStatus.FAILURE
+        assert time.time() - killed_at < 60
+        assert_nothing_published(instance, run_id)

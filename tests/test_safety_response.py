@@ -237,19 +237,56 @@ def test_alert_request_config_refuses_both_or_neither_source():
 # --- With the real daemon ------------------------------------------------------------
 
 
-def safety_runs(instance: DagsterInstance, job: str) -> list[DagsterRun]:
+def safety_runs(
+    instance: DagsterInstance, job: str, incident: str | None = None
+) -> list[DagsterRun]:
+    """The runs of `job` (for `incident` only, if given)."""
     from dagster import RunsFilter
 
-    return list(instance.get_runs(RunsFilter(job_name=job)))
+    tags = {INCIDENT_TAG: incident} if incident else {}
+    return list(instance.get_runs(RunsFilter(job_name=job, tags=tags)))
 
 
-def wait_for_run(instance: DagsterInstance, job: str, status: DagsterRunStatus, count: int = 1):
+def wait_for_run(
+    instance: DagsterInstance,
+    job: str,
+    status: DagsterRunStatus,
+    count: int = 1,
+    incident: str | None = None,
+):
     return wait_for(
-        lambda: len([r for r in safety_runs(instance, job) if r.status == status]) >= count,
+        lambda: (
+            len([r for r in safety_runs(instance, job, incident) if r.status == status]) >= count
+        ),
         240,
         f"{count} {job} run(s) {status.value}",
         interval=0.5,
     )
+
+
+# Both tests share one start of the daemon (`module_services`, tests/conftest.py) and one
+# receiver, set in its environment; each follows the alerts of its own incidents.
+
+
+@pytest.fixture(scope="module")
+def module_receiver():
+    server = Receiver()
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def module_services_env(module_receiver: Receiver):
+    """Every channel pointed at the module's receiver (the daemon reads them at start)."""
+    channels = {var: f"{module_receiver.url}/{channel}" for channel, var in ALERT_ENV.items()}
+    yield {**channels, PAGERDUTY_ROUTING_KEY_ENV: "test-routing-key", RETRY_ENV: "1"}
+
+
+@pytest.fixture
+def shared_receiver(module_receiver: Receiver, module_services: dict):
+    """The module's receiver, every channel answering again after the test."""
+    yield module_receiver
+    module_receiver.failing = set()
 
 
 def restart_daemon(services: dict, tmp_path: Path) -> None:
@@ -266,25 +303,26 @@ def restart_daemon(services: dict, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(900)
 def test_alerts_undelivered_then_delivered_once_per_channel_across_a_daemon_restart(
-    receiver: Receiver, services: dict, tmp_path: Path
+    shared_receiver: Receiver, module_services: dict, tmp_path: Path
 ):
     """Slack is down: its alert is recorded undelivered, the run fails, the sensor relaunches
     it when due; once Slack is back each channel holds the alert exactly once, and neither a
     daemon restart nor more ticks send anything again."""
+    receiver, services = shared_receiver, module_services
     home = services["home"]
     receiver.failing = {"slack"}
     with DagsterInstance.get() as instance:
         incident = incident_for(fake_run(instance, DagsterRunStatus.SUCCESS), action="record")
         record_incident(instance, artifacts(home), incident)
 
-        wait_for_run(instance, "safety_alert", DagsterRunStatus.FAILURE)
+        wait_for_run(instance, "safety_alert", DagsterRunStatus.FAILURE, incident=incident.id)
         assert len(receiver.got("webhook", incident.id)) == 1
         assert len(receiver.got("pagerduty", incident.id)) == 1
         assert receiver.got("slack", incident.id) == []
 
         receiver.failing = set()
         wait_for(lambda: receiver.got("slack", incident.id), 240, "slack to get the alert")
-        wait_for_run(instance, "safety_alert", DagsterRunStatus.SUCCESS)
+        wait_for_run(instance, "safety_alert", DagsterRunStatus.SUCCESS, incident=incident.id)
 
         restart_daemon(services, tmp_path)
         second = incident_for(incident.run_id, action="record", severity="warning")
@@ -305,6 +343,31 @@ def test_alerts_undelivered_then_delivered_once_per_channel_across_a_daemon_rest
         webhook = receiver.got("webhook", incident.id)[0]
         assert webhook["details"]["evidence"] == {"port": 443}
         assert webhook["links"]["record"].startswith("file://")
+
+
+@pytest.mark.timeout(600)
+def test_an_alert_run_starts_at_once_while_evaluations_fill_their_slots(
+    shared_receiver: Receiver, module_services: dict
+):
+    """Two evaluations running, the most the queue allows them: the alert run for a new
+    incident does not queue behind them (dagster.yaml's run coordinator)."""
+    receiver, services = shared_receiver, module_services
+    with DagsterInstance.get() as instance:
+        running = [
+            fake_run(
+                instance,
+                DagsterRunStatus.STARTED,
+                {"kind": "evaluation", "dagster/partition/model": model},
+            )  # fmt: skip
+            for model in ("m1", "m2")
+        ]
+        incident = incident_for(running[0], action="record", severity="warning")
+        record_incident(instance, artifacts(services["home"]), incident)
+        wait_for(lambda: all(receiver.got(c, incident.id) for c in CHANNELS), 240, "the alert")
+        # Evaluations keep their own limit of two: the room is for safety runs only.
+        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        assert {"key": "kind", "value": "evaluation", "limit": 2} in limits
+        assert all(instance.get_run_by_id(r).status == DagsterRunStatus.STARTED for r in running)
 
 
 # --- Quarantine ----------------------------------------------------------------------
@@ -427,27 +490,3 @@ def test_a_failed_evaluation_alerts_unless_it_was_safety_stopped(defs, instance)
     assert config["failed_run_id"] == run_id and "task smoke failed" in config["failure_reason"]
     _, skipped = failure_sensor({SAFETY_STOPPED_TAG: "true"})
     assert "safety-stopped" in skipped.skip_message
-
-
-@pytest.mark.timeout(600)
-def test_an_alert_run_starts_at_once_while_evaluations_fill_their_slots(
-    receiver: Receiver, services: dict
-):
-    """Two evaluations running, the most the queue allows them: the alert run for a new
-    incident does not queue behind them (dagster.yaml's run coordinator)."""
-    with DagsterInstance.get() as instance:
-        running = [
-            fake_run(
-                instance,
-                DagsterRunStatus.STARTED,
-                {"kind": "evaluation", "dagster/partition/model": model},
-            )  # fmt: skip
-            for model in ("m1", "m2")
-        ]
-        incident = incident_for(running[0], action="record", severity="warning")
-        record_incident(instance, artifacts(services["home"]), incident)
-        wait_for(lambda: all(receiver.got(c, incident.id) for c in CHANNELS), 240, "the alert")
-        # Evaluations keep their own limit of two: the room is for safety runs only.
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
-        assert {"key": "kind", "value": "evaluation", "limit": 2} in limits
-        assert all(instance.get_run_by_id(r).status == DagsterRunStatus.STARTED for r in running)

@@ -23,6 +23,10 @@ from tests.sandbox_support import (
 )
 from tests.services import BIN, PROJECT_ROOT, Service, free_port, tail
 
+# The tests through the webserver and daemon share one start of them (`module_services`,
+# tests/conftest.py); each tells its runs apart by run id. `evalctl ui` starts its own,
+# before them.
+
 MODEL, SUITE = "reference", "smoke"
 PARTITION = f"{MODEL}|{SUITE}"
 ASSETS = ("eval_logs", "sample_results", "task_scores")
@@ -55,8 +59,44 @@ def _run_errors(instance: DagsterInstance, run_id: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_evalctl_ui_serves_the_project_without_an_activated_venv(
+    dagster_home: Path, tmp_path: Path
+):
+    import json
+    import urllib.request
+
+    port, viewer_port = free_port(), free_port()
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(dagster_home)}
+    command = [
+        str(BIN / "evalctl"),
+        "ui",
+        "--port",
+        str(port),
+        "--log-viewer-port",
+        str(viewer_port),
+    ]
+    ui = Service("evalctl-ui", command, tmp_path, bare)
+    try:
+        ui.wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
+        query = {
+            "query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps(query).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            nodes = json.load(response)["data"]["repositoriesOrError"]["nodes"]
+        assert {"evaluate", "refresh_leaderboard"} <= {job["name"] for job in nodes[0]["jobs"]}
+    finally:
+        ui.stop()
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_launch_evaluation_through_webserver_and_daemon(services: dict):
+def test_launch_evaluation_through_webserver_and_daemon(module_services: dict):
     from dagster import MultiPartitionKey
     from dagster_graphql import DagsterGraphQLClient
 
@@ -65,6 +105,7 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
     # Imported only now: the definitions build their resources from DAGSTER_HOME.
     from eval_pipelines.definitions import defs
 
+    services = module_services
     key = partition_key(MODEL, SUITE)
     assert isinstance(key, MultiPartitionKey) and str(key) == PARTITION
     partition_tags = defs.resolve_job_def("evaluate").partitions_def.get_tags_for_partition_key(key)
@@ -147,19 +188,22 @@ def test_launch_evaluation_through_webserver_and_daemon(services: dict):
         assert metadata["model_id"].value == MODEL
 
 
-@pytest.fixture
-def long_suite(dagster_home: Path, monkeypatch: pytest.MonkeyPatch):
-    """Makes the services (started after this fixture) see the test suites, and make their
-    sandboxes in a TMPDIR of this test's own (checked for leftovers)."""
-    monkeypatch.setenv("EVAL_SUITE_PATH", str(PROJECT_ROOT / "tests" / "data" / "suites"))
-    with private_tmpdir(monkeypatch) as folder:
-        yield folder
+@pytest.fixture(scope="module")
+def module_services_env():
+    """The module's services see the test suites, and make their sandboxes in a TMPDIR of
+    the module's own (checked for leftovers)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, private_tmpdir(monkeypatch) as folder:
+        yield {
+            "EVAL_SUITE_PATH": str(PROJECT_ROOT / "tests" / "data" / "suites"),
+            "TMPDIR": str(folder),
+        }
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
+def test_terminating_a_run_takes_its_sandboxes_down(module_services_env, module_services: dict):
     """Terminate from the UI's API while a tool call spins in a sandbox: nothing survives."""
+    services, long_suite = module_services, module_services_env["TMPDIR"]
     require_sandbox_host()
     from dagster_graphql import DagsterGraphQLClient
 
@@ -204,42 +248,6 @@ def test_terminating_a_run_takes_its_sandboxes_down(long_suite, services: dict):
         assert leftover_sandbox_dirs(ours) == []
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_evalctl_ui_serves_the_project_without_an_activated_venv(
-    dagster_home: Path, tmp_path: Path
-):
-    import json
-    import urllib.request
-
-    port, viewer_port = free_port(), free_port()
-    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(dagster_home)}
-    command = [
-        str(BIN / "evalctl"),
-        "ui",
-        "--port",
-        str(port),
-        "--log-viewer-port",
-        str(viewer_port),
-    ]
-    ui = Service("evalctl-ui", command, tmp_path, bare)
-    try:
-        ui.wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
-        query = {
-            "query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
-        }
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/graphql",
-            data=json.dumps(query).encode(),
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            nodes = json.load(response)["data"]["repositoriesOrError"]["nodes"]
-        assert {"evaluate", "refresh_leaderboard"} <= {job["name"] for job in nodes[0]["jobs"]}
-    finally:
-        ui.stop()
-
-
 PARTITION_TAGS_QUERY = """
 query PartitionTags($selector: PipelineSelector!, $partition: String!) {
   pipelineOrError(params: $selector) {
@@ -255,12 +263,14 @@ query PartitionTags($selector: PipelineSelector!, $partition: String!) {
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
-def test_per_model_limit_holds_launches_that_add_no_tags(services: dict):
+def test_per_model_limit_holds_launches_that_add_no_tags(module_services: dict):
     """Two launches of one model, each with only the tags the UI asks the code location for:
     the queue runs them one after the other."""
     from dagster_graphql import DagsterGraphQLClient
 
     from eval_pipelines.core.partitions import model_partitions
+
+    services = module_services
 
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(model_partitions.name, [MODEL])
