@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 from dagster import DagsterExecutionInterruptedError, DagsterInstance, DagsterRunStatus
 
 from eval_pipelines.core.names import SAFETY_STOPPED_TAG, STOP_REASON_TAG
+from eval_pipelines.core.run_tags import add_run_tags_durably
 
 T = TypeVar("T")
 
@@ -48,10 +49,11 @@ def stop_run(instance: DagsterInstance, run_id: str, reason: str, *, safety: boo
     run = instance.get_run_by_id(run_id)
     if run is None or run.is_finished or run.status == DagsterRunStatus.CANCELING:
         return False
-    instance.add_run_tags(
-        run_id, {STOP_REASON_TAG: reason, **({SAFETY_STOPPED_TAG: "true"} if safety else {})}
-    )
+    tags = {STOP_REASON_TAG: reason, **({SAFETY_STOPPED_TAG: "true"} if safety else {})}
+    instance.add_run_tags(run_id, tags)
     instance.run_coordinator.cancel_run(run_id)
+    # The cancel's status changes race with the tags: check they survived, rewrite if not.
+    add_run_tags_durably(instance, run_id, tags)
     return True
 
 

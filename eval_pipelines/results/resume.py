@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from eval_pipelines.core.home import local_home
 from eval_pipelines.core.names import FINGERPRINT_TAG, PARTITION_TAG, TASK_TAG_PREFIX
+from eval_pipelines.core.run_tags import add_run_tags_durably
 
 # How far back a resume looks for unfinished runs of the same partition.
 LOOKBACK_RUNS = 25
@@ -61,8 +62,11 @@ def inflight_dir(run_id: str, task_key: str) -> Path:
 def record(
     instance: DagsterInstance, run_id: str, task_key: str, checkpoint: TaskCheckpoint
 ) -> None:
-    instance.add_run_tags(
-        run_id, {TASK_TAG_PREFIX + task_key: checkpoint.model_dump_json(exclude={"run_id"})}
+    """Tag the run with the task's checkpoint, where a later run's resume looks for it."""
+    add_run_tags_durably(
+        instance,
+        run_id,
+        {TASK_TAG_PREFIX + task_key: checkpoint.model_dump_json(exclude={"run_id"})},
     )
 
 

@@ -28,6 +28,7 @@ from dagster import (
 
 from eval_pipelines.core.names import MODEL_QUARANTINE, QUARANTINED_TAG, TASK_TAG_PREFIX
 from eval_pipelines.core.observations import observations
+from eval_pipelines.core.run_tags import add_run_tags_durably
 from eval_pipelines.results.resume import TaskCheckpoint
 from eval_pipelines.safety.incidents import Incident
 from resources.artifact_store import ArtifactStore
@@ -171,5 +172,5 @@ def copy_to_quarantine(
         indent=2, sort_keys=True,
     ).encode()  # fmt: skip
     manifest_uri = artifacts.store(f"{prefix}/manifest", manifest, ".json")
-    instance.add_run_tags(incident.run_id, {QUARANTINED_TAG: incident.id})
+    add_run_tags_durably(instance, incident.run_id, {QUARANTINED_TAG: incident.id})
     return manifest_uri, copies
