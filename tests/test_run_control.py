@@ -114,6 +114,27 @@ def test_a_second_interrupt_does_not_cut_the_cleanup_short(instance: DagsterInst
     assert cleaned_up_when_raised, "the second interrupt cut the cleanup short"
 
 
+def test_an_interrupt_while_the_work_starts_still_cancels_and_waits(instance: DagsterInstance):
+    """A signal can land before the wait loop is entered (seen once in 150 stops under load,
+    while the watch registered its callback): the work has started, so it is still cancelled
+    and given its cleanup before the interrupt goes on."""
+    run = started_run(instance)
+    work = Work(cleanup_seconds=0.5)
+
+    class Interrupt(BaseException):
+        pass
+
+    class InterruptedWhileRegistering(RunWatch):
+        def on_stop(self, callback):
+            work.started.wait(30)
+            raise Interrupt()
+
+    with InterruptedWhileRegistering(instance, run.run_id, poll_seconds=0.1) as watch:
+        with pytest.raises(Interrupt):
+            run_until_stopped(work, watch)
+    assert work.cleaned_up.is_set(), "the interrupt left the work running, uncancelled"
+
+
 def test_work_that_finishes_returns_its_result(instance: DagsterInstance):
     run = started_run(instance)
 

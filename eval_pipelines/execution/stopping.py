@@ -17,11 +17,11 @@ import asyncio
 import multiprocessing
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from dagster import DagsterExecutionInterruptedError, DagsterInstance, DagsterRunStatus
+from dagster._utils.interrupts import capture_interrupts
 
 from eval_pipelines.core.names import SAFETY_STOPPED_TAG, STOP_REASON_TAG
 from eval_pipelines.core.run_tags import add_run_tags_durably
@@ -146,7 +146,8 @@ class RunWatch:
 
 
 class _LoopThread(threading.Thread, Generic[T]):
-    """Runs one coroutine on its own event loop; `cancel()` is safe from any thread.
+    """Runs one coroutine on its own event loop; `cancel()` is safe from any thread, at any
+    time, even before the loop exists (the coroutine is then cancelled as it starts).
 
     Wait on `done`, never `join()`: CPython 3.11's join, cut short by a signal handler that
     raises (Dagster's interrupt), marks a still-running thread as stopped (bpo-45274's fix).
@@ -155,19 +156,22 @@ class _LoopThread(threading.Thread, Generic[T]):
     def __init__(self, make: Callable[[], Awaitable[T]]):
         super().__init__(name="inspect-eval", daemon=True)
         self._make = make
-        self._ready = threading.Event()
         self.done = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self.result: T | None = None
         self.error: BaseException | None = None
-        self._cancel_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._cancelled = False
 
     def run(self) -> None:
         async def main() -> T:
-            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
-            self._ready.set()
+            task = asyncio.current_task()
+            assert task is not None
+            with self._lock:
+                self._loop, self._task = asyncio.get_running_loop(), task
+                if self._cancelled:
+                    task.cancel()
             return await self._make()
 
         try:
@@ -175,32 +179,33 @@ class _LoopThread(threading.Thread, Generic[T]):
         except BaseException as exc:  # handed to the waiting thread
             self.error = exc
         finally:
-            self._ready.set()
             self.done.set()
 
     def cancel(self) -> None:
         """Cancel once: a second cancel would cut into Inspect's cleanup (its log write)."""
-        self._ready.wait()
-        loop, task = self._loop, self._task
-        with self._cancel_lock:
-            if loop is None or task is None or self._cancelled:
+        with self._lock:
+            if self._cancelled:
                 return
             self._cancelled = True
+            loop, task = self._loop, self._task
+        if loop is None or task is None:  # not started yet: main() cancels itself
+            return
         try:
             loop.call_soon_threadsafe(task.cancel)
         except RuntimeError:  # loop already closed: the coroutine has finished
             pass
 
 
-def _wait_through_interrupts(done: threading.Event, seconds: float) -> None:
-    """Wait for `done`; a second interrupt (a stop arrives by signal and by status) must not
-    cut short the cleanup the first one started."""
-    deadline = time.monotonic() + seconds
-    while not done.is_set() and (left := deadline - time.monotonic()) > 0:
-        try:
-            done.wait(min(left, 0.5))
-        except BaseException:  # already stopping
-            continue
+def _cancel_and_wait(worker: _LoopThread, seconds: float) -> None:
+    """Cancel the work and give it `seconds` to clean up, holding back further interrupts
+    meanwhile: a stop often arrives twice (Dagster's signal and the watch's status poll, or
+    SIGINT then SIGTERM), and the second must not cut short the sandbox kills and log write
+    the first one started. Dagster's `capture_interrupts` records SIGINT/SIGTERM instead of
+    raising while it is entered (on the main thread; elsewhere no signal handler runs)."""
+    with capture_interrupts():
+        worker.cancel()
+        if worker.ident is not None:  # its thread started; else nothing is running
+            worker.done.wait(seconds)
 
 
 def run_until_stopped(
@@ -214,18 +219,18 @@ def run_until_stopped(
 
     Raises `EvaluationStopped` when `watch` saw the run stop, or re-raises the interrupt
     Dagster delivered to this thread, after the coroutine has been cancelled and has had
-    `grace_seconds` to finish its cleanup (sandboxes killed, log written).
+    `grace_seconds` to finish its cleanup (sandboxes killed, log written). The worker starts
+    inside the `try`: an interrupt that lands while it starts still cancels and waits.
     """
     worker: _LoopThread[T] = _LoopThread(make)
-    worker.start()
-    watch.on_stop(worker.cancel)
     try:
+        worker.start()
+        watch.on_stop(worker.cancel)
         while not worker.done.wait(poll_seconds):
             if watch.reason is not None:
                 raise EvaluationStopped(watch.reason)
     except BaseException:
-        worker.cancel()
-        _wait_through_interrupts(worker.done, grace_seconds)
+        _cancel_and_wait(worker, grace_seconds)
         raise
     if watch.reason is not None:
         raise EvaluationStopped(watch.reason)
