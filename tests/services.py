@@ -14,6 +14,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from eval_pipelines.core.processes import group_alive
+
 BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,12 +85,12 @@ class Service:
                 except ProcessLookupError:
                     break
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(self.proc.pid):
+            while time.monotonic() < deadline and group_alive(self.proc.pid):
                 try:
                     self.proc.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
                     pass
-            if not _group_alive(self.proc.pid):
+            if not group_alive(self.proc.pid):
                 break
         if self.proc.poll() is None:
             self.proc.wait(timeout=5)
@@ -194,16 +196,6 @@ def stop_private_daemons(under: Path, grace_seconds: float = 40) -> None:
         deadline = time.monotonic() + wait
         while pids and private_daemons(under) and time.monotonic() < deadline:
             time.sleep(0.2)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from eval_pipelines.core.home import PROJECT_ROOT
+from eval_pipelines.core.processes import group_alive
 
 # The queue daemon heartbeats every 30 s; older than this means nobody drains the queue.
 HEARTBEAT_STALE_SECONDS = 90
@@ -130,16 +131,8 @@ def _stop_group(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
+        while time.monotonic() < deadline and (proc.poll() is None or group_alive(proc.pid)):
             time.sleep(0.2)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def supervise(home: Path) -> int:

@@ -10,6 +10,18 @@ from functools import cache
 from pathlib import Path
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group `pgid` is still running (a member we may
+    not signal counts as running)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def start_time(pid: int) -> str | None:
     """The process's start time (field 22 of /proc/PID/stat): tells a reused pid apart."""
     try:
