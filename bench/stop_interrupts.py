@@ -12,7 +12,6 @@ raised before the cleanup finished. Run it with other work on the cores (e.g. tw
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import signal
@@ -23,19 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dagster import DagsterInstance, DagsterRunStatus, job, op  # noqa: E402
+from dagster import DagsterInstance  # noqa: E402
 
 from eval_pipelines.execution.stopping import RunWatch, run_until_stopped  # noqa: E402
-
-
-@op
-def noop():
-    pass
-
-
-@job
-def placeholder():
-    noop()
+from tests.run_support import Work, started_run  # noqa: E402
 
 
 class Interrupt(BaseException):
@@ -48,19 +38,12 @@ def raise_interrupt(signum, frame):
 
 def one_stop(instance: DagsterInstance, cleanup_seconds: float) -> bool:
     """True if the cleanup had finished when the interrupt came out of run_until_stopped."""
-    run = instance.create_run_for_job(placeholder, status=DagsterRunStatus.STARTED)
-    started, cleaned_up, both_sent = threading.Event(), threading.Event(), threading.Event()
-
-    async def work():
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(cleanup_seconds)
-            cleaned_up.set()
+    run = started_run(instance)
+    work = Work(cleanup_seconds)
+    both_sent = threading.Event()
 
     def interrupt_twice():
-        started.wait(30)
+        work.started.wait(30)
         time.sleep(random.uniform(0, 0.01))
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(random.uniform(0, 0.7))
@@ -73,7 +56,7 @@ def one_stop(instance: DagsterInstance, cleanup_seconds: float) -> bool:
         with RunWatch(instance, run.run_id, poll_seconds=0.1) as watch:
             run_until_stopped(work, watch)
     except Interrupt:
-        finished = cleaned_up.is_set()
+        finished = work.cleaned_up.is_set()
     for _ in range(3):  # the second signal may still be on its way
         try:
             both_sent.wait(5)

@@ -1,17 +1,54 @@
-"""Helpers shared by the run-fault tests and bench/control.py: a scripted model whose
-calls are logged, UI-style launches over GraphQL, Terminate, and waiting on run states."""
+"""Helpers shared by the run tests and the benches (control, stop_interrupts): a scripted
+model whose calls are logged, UI-style launches over GraphQL, Terminate, waiting on run
+states, and a started run with a stand-in eval for stopping without Inspect."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, job, op
 
 MODEL, SUITE = "weak-ledger", "agentic-smoke"
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@op
+def noop():
+    pass
+
+
+@job
+def placeholder():
+    noop()
+
+
+def started_run(instance: DagsterInstance, tags: dict[str, str] | None = None) -> DagsterRun:
+    """A run of a placeholder job, STARTED in `instance`: something for a watch to watch."""
+    run = instance.create_run_for_job(placeholder, tags=tags or {}, status=DagsterRunStatus.STARTED)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+    return run
+
+
+class Work:
+    """A stand-in for an Inspect eval: runs until cancelled, then cleans up for a while."""
+
+    def __init__(self, cleanup_seconds: float = 0.0):
+        self.cleanup_seconds = cleanup_seconds
+        self.started = threading.Event()
+        self.cleaned_up = threading.Event()
+
+    async def __call__(self):
+        self.started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(self.cleanup_seconds)  # like Inspect writing its log
+            self.cleaned_up.set()
 
 
 def write_ledger_model(

@@ -13,46 +13,14 @@ import threading
 import time
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, job, op
+from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.launcher import WorkerStatus
 
 from eval_pipelines.core.names import WORKER_TAG
 from eval_pipelines.core.processes import ProcessIdentity
 from eval_pipelines.execution.launcher import fail_runs_with_dead_workers, worker_health
 from eval_pipelines.execution.stopping import EvaluationStopped, RunWatch, run_until_stopped
-
-
-@op
-def noop():
-    pass
-
-
-@job
-def placeholder():
-    noop()
-
-
-def started_run(instance: DagsterInstance, tags: dict[str, str] | None = None):
-    run = instance.create_run_for_job(placeholder, tags=tags or {}, status=DagsterRunStatus.STARTED)
-    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
-    return run
-
-
-class Work:
-    """A stand-in for an Inspect eval: runs until cancelled, then cleans up for a while."""
-
-    def __init__(self, cleanup_seconds: float = 0.0):
-        self.cleanup_seconds = cleanup_seconds
-        self.started = threading.Event()
-        self.cleaned_up = threading.Event()
-
-    async def __call__(self):
-        self.started.set()
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(self.cleanup_seconds)  # like Inspect writing its log
-            self.cleaned_up.set()
+from tests.run_support import Work, started_run
 
 
 def test_run_canceled_in_the_instance_stops_the_work(instance: DagsterInstance):
@@ -115,9 +83,9 @@ def test_a_second_interrupt_does_not_cut_the_cleanup_short(instance: DagsterInst
 
 
 def test_an_interrupt_while_the_work_starts_still_cancels_and_waits(instance: DagsterInstance):
-    """A signal can land before the wait loop is entered (seen once in 150 stops under load,
-    while the watch registered its callback): the work has started, so it is still cancelled
-    and given its cleanup before the interrupt goes on."""
+    """A signal can land before the wait loop is entered (here: while the watch registers
+    its callback): the work has started, so it is still cancelled and given its cleanup
+    before the interrupt goes on."""
     run = started_run(instance)
     work = Work(cleanup_seconds=0.5)
 
