@@ -97,7 +97,9 @@ def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[Asset
         unscored = [
             f"{r['task']}/{r['sample_id']}#{r['epoch']}"
             for r in sample_results
-            if r["error"] is None and r["score"] is None
+            # A dict-valued score has no single number, but is a score (rows before they kept
+            # every scorer's value have `score` only).
+            if r["error"] is None and r["score"] is None and not r.get("scores")
         ]
         return AssetCheckResult(
             passed=bool(sample_results) and not unscored,
@@ -120,11 +122,31 @@ def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[Asset
             context.instance, context.partition_key, prefer_run=context.run.run_id
         )
         threshold = published.metadata("sample_results", "max_error_rate")
-        errored = sum(r["error"] is not None for r in sample_results)
-        rate = errored / len(sample_results) if sample_results else 1.0
+        errors = [r for r in sample_results if r["error"] is not None]
+        rate = len(errors) / len(sample_results) if sample_results else 1.0
+        first = [f"{r['task']}/{r['sample_id']}#{r['epoch']}: {r['error']}" for r in errors[:3]]
         return AssetCheckResult(
             passed=rate <= threshold,
-            metadata={"errored": errored, "error_rate": rate, "max_error_rate": threshold},
+            # The cause first: a long error message must not push it out of the UI's view.
+            description=f"{len(errors)} errored; first: {first[0]}" if first else None,
+            metadata={
+                "errored": len(errors),
+                "error_rate": rate,
+                "max_error_rate": threshold,
+                "first_errors": "\n".join(first) or "-",
+            },
+        )
+
+    @asset_check(asset="task_scores", partitions_def=partitions_def, blocking=True)
+    def every_task_scored(task_scores: dict) -> AssetCheckResult:
+        """Each task has a score: one with no scored samples (or without the suite's headline
+        metric) is an error, never a number, and fails the partition's results."""
+        missing = [t for t in task_scores["tasks"] if t["mean"] is None]
+        return AssetCheckResult(
+            passed=not missing,
+            description="; ".join(f"{t['task']}: {t.get('problem') or 'no score'}" for t in missing)
+            or None,
+            metadata={"unscored_tasks": ", ".join(t["task"] for t in missing) or "-"},
         )
 
     @asset_check(asset="task_scores", partitions_def=partitions_def)
@@ -155,4 +177,9 @@ def build_result_checks(partitions_def: MultiPartitionsDefinition) -> list[Asset
             },
         )
 
-    return [every_sample_scored, error_rate_within_threshold, below_capability_thresholds]
+    return [
+        every_sample_scored,
+        error_rate_within_threshold,
+        every_task_scored,
+        below_capability_thresholds,
+    ]

@@ -94,7 +94,6 @@ def leaderboard_rows(
         scores, provenance = standing.scores, standing.provenance
         model_id, suite = split_partition_key(standing.partition)
         means = {t["task"]: t["mean"] for t in scores["tasks"]}
-        scored = [m for m in means.values() if m is not None]
         incidents = incidents_by_partition.get(standing.partition, [])
         open_incidents = [found.incident for found in incidents if found.is_open]
         catalog_version = catalog_versions.get(suite)
@@ -107,9 +106,15 @@ def leaderboard_rows(
                 "suite_status": NOT_IN_CATALOG if catalog_version is None else IN_CATALOG,
                 "catalog_version": catalog_version,
                 "stale": catalog_version not in (None, scores["suite_version"]),
-                "overall": statistics.fmean(scored) if scored else None,
+                # A task without a score makes the whole row an error: a mean over the tasks
+                # that did score would pass for the suite's.
+                "overall": None if None in means.values() else statistics.fmean(means.values()),
                 "tasks": means,
                 "n": {t["task"]: t["n"] for t in scores["tasks"]},
+                "errors": {t["task"]: t["errors"] for t in scores["tasks"]},
+                # Recorded since issue 15 (absent before: the first metric, the suite's sandbox).
+                "headline": {t["task"]: t.get("headline") for t in scores["tasks"]},
+                "task_sandboxes": {t["task"]: t.get("sandbox") for t in scores["tasks"]},
                 # Recorded since issue 9; None for results published before.
                 "task_epochs": {t["task"]: t.get("epochs") for t in scores["tasks"]},
                 "limited": provenance.limited,
@@ -145,15 +150,26 @@ def _status(row: dict) -> str:
     return f"last attempt{limited} {attempt['status']} ({attempt['run_id'][:8]})"
 
 
+def _task_cell(row: dict, task: str) -> str:
+    if task not in row["tasks"]:
+        return ""
+    errors = row.get("errors", {}).get(task)
+    if row["tasks"][task] is None:
+        return f"ERROR: no score ({errors} errored)" if errors else "ERROR: no score"
+    notes = [f"n={row['n'][task]}"]
+    sandbox = row.get("task_sandboxes", {}).get(task) or ""
+    if " in place of " in sandbox:
+        notes.append(sandbox)
+    return f"{row['tasks'][task]:.3f} ({', '.join(notes)})"
+
+
 def _cells(row: dict, tasks: list[str]) -> list[str]:
-    scores = [
-        f"{row['tasks'][t]:.3f} (n={row['n'][t]})" if row["tasks"].get(t) is not None else ""
-        for t in tasks
-    ]
+    scores = [_task_cell(row, t) for t in tasks]
     incidents = row["open_incidents"]
+    overall = "ERROR" if None in row["tasks"].values() else f"{row['overall']:.3f}"
     return [
         row["model_id"],
-        f"{row['overall']:.3f}" if row["overall"] is not None else "",
+        overall,
         *scores,
         row["suite_version"],
         scope(row),

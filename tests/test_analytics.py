@@ -297,7 +297,17 @@ def _run_frames(run_id: str, score: float) -> RunFrames:
         "epochs": None,
         "evaluated_at": "2026-01-01T00:00:00+00:00",
     }
-    tasks = pd.DataFrame({"task": ["t"], "mean": [score], "stderr": [0.0], "n": [1], "errors": [0]})
+    tasks = pd.DataFrame(
+        {
+            "task": ["t"],
+            "mean": [score],
+            "stderr": [0.0],
+            "n": [1],
+            "errors": [0],
+            "headline": ["match/accuracy"],
+            "metrics": [f'{{"match/accuracy":{score}}}'],
+        }
+    )
     samples = pd.DataFrame({"task": ["t"], "sample_id": ["s0"], "epoch": [1], "score": [score]})
     return RunFrames(run, tasks.assign(published=True), samples)
 

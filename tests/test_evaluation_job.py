@@ -68,8 +68,14 @@ def test_reference_on_smoke_materializes_versioned_assets(defs, instance, dagste
     assert checks == {
         "every_sample_scored": True,
         "error_rate_within_threshold": True,
+        "every_task_scored": True,
         "below_capability_thresholds": True,
     }
+    # How each number was obtained: the metric it is, every metric, epochs, the sandbox.
+    popularity = scores["tasks"][2]
+    assert popularity["headline"] == "match/accuracy"
+    assert popularity["metrics"] == {"match/accuracy": 1.0, "match/stderr": 0.0}
+    assert (popularity["epochs"], popularity["sandbox"], popularity["problem"]) == (1, None, None)
 
 
 def test_stored_eval_log_opens_with_inspect(defs, instance):

@@ -14,7 +14,6 @@ from eval_pipelines.engine.bridge import (
     check_isolation,
     load_task,
     resolve_model,
-    task_score,
 )
 from resources.sandbox import SandboxBackend
 
@@ -88,28 +87,3 @@ def test_missing_api_key_names_the_variable(monkeypatch: pytest.MonkeyPatch):
 def test_unknown_provider_is_a_model_error():
     with pytest.raises(ModelResolutionError, match="model 'm' \\(nosuch/model\\)"):
         resolve_model(ModelSpec(id="m", model="nosuch/model"))
-
-
-def test_task_score_statistics():
-    from eval_pipelines.engine.bridge import SampleRow
-
-    def row(score, error=None):
-        return SampleRow(
-            task="t",
-            sample_id="1",
-            epoch=1,
-            score=score,
-            input_tokens=1,
-            output_tokens=1,
-            total_tokens=2,
-            total_time=0.1,
-            working_time=0.1,
-            error=error,
-            limit=None,
-        )
-
-    result = task_score("t", [row(1.0), row(0.0), row(1.0), row(1.0), row(None, error="boom")])
-    assert result.n == 4 and result.errors == 1
-    assert result.mean == pytest.approx(0.75)
-    assert result.stderr == pytest.approx(0.25)
-    assert result.ci95_low == pytest.approx(0.75 - 1.96 * 0.25)

@@ -15,6 +15,7 @@ import inspect_ai
 from inspect_ai import Task, eval_async
 from inspect_ai._eval.loader import load_tasks
 from inspect_ai._eval.task.task import PreviousTask
+from inspect_ai._eval.task.util import task_run_dir
 from inspect_ai._util.exception import TerminateSampleError
 from inspect_ai.dataset import Sample
 from inspect_ai.log._samples import sample_active
@@ -58,6 +59,15 @@ def test_init_display_type_silences_inspect_in_a_worker_thread():
 
 def test_load_tasks_takes_specs_and_args():
     assert list(inspect.signature(load_tasks).parameters) == ["task_specs", "task_args"]
+
+
+def test_a_loaded_task_knows_the_folder_its_docker_sandbox_resolves_in(tmp_path):
+    (tmp_path / "t.py").write_text(
+        "from inspect_ai import Task, task\nfrom inspect_ai.dataset import Sample\n"
+        "@task\ndef t():\n    return Task(dataset=[Sample(input='hi')])\n"
+    )
+    [task] = load_tasks([f"{tmp_path / 't.py'}@t"], {})
+    assert task_run_dir(task) == str(tmp_path.resolve())
 
 
 def test_a_sample_knows_itself_and_terminate_ends_it_with_our_reason(tmp_path):

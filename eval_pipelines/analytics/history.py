@@ -32,6 +32,8 @@ TASK_COLUMNS = [
     "stderr",
     "n",
     "errors",
+    "headline",
+    "metrics",
 ]
 # Fixed so every part reads back alike, scored or not (no score: NaN; errors unknown: <NA>).
 TASK_DTYPES = {"mean": float, "stderr": float, "n": int, "errors": "Int64", "published": bool}
@@ -47,7 +49,8 @@ SAMPLE_COLUMNS = ["run_id", "task", "sample_id", "epoch", "score"]
 @dataclass(frozen=True)
 class RunFrames:
     """One run's rows: `run` is its manifest row without the part URIs; `tasks` has task,
-    published, mean, stderr, n, errors; `samples` (None if it published nothing) has task,
+    published, mean, stderr, n, errors, headline (the metric `mean` is) and metrics (every
+    metric Inspect computed, as JSON); `samples` (None if it published nothing) has task,
     sample_id, epoch, score (NaN when unscored or errored)."""
 
     run: dict

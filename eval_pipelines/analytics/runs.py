@@ -12,6 +12,7 @@ from eval_pipelines.core.names import (
     QUARANTINED_TAG,
     TASK_TAG_PREFIX,
 )
+from eval_pipelines.core.text import canonical_json
 from eval_pipelines.results.provenance import run_provenance
 from eval_pipelines.results.records import run_result
 from eval_pipelines.results.resume import TaskCheckpoint
@@ -55,7 +56,9 @@ def run_frames(instance: DagsterInstance, artifacts: ArtifactStore, run: Dagster
     published = run_result(instance, run.tags[PARTITION_TAG], run.run_id)
     if published is not None:
         scores = published.value("task_scores", artifacts)["tasks"]
-        tasks = pd.DataFrame(scores)[["task", "mean", "stderr", "n", "errors"]]
+        tasks = pd.DataFrame(scores).reindex(columns=["task", "mean", "stderr", "n", "errors"])
+        tasks["headline"] = [t.get("headline") for t in scores]
+        tasks["metrics"] = [canonical_json(t.get("metrics") or {}).decode() for t in scores]
         rows = pd.DataFrame(published.value("sample_results", artifacts))
         score = rows["score"].astype(float).where(rows["error"].isna())
         samples = rows[["task", "sample_id", "epoch"]].assign(score=score)
@@ -66,5 +69,7 @@ def run_frames(instance: DagsterInstance, artifacts: ArtifactStore, run: Dagster
         if key.startswith(TASK_TAG_PREFIX)
         for checkpoint in [TaskCheckpoint.model_validate_json(value)]
     ] or [{"task": None, "n": 0}]
-    tasks = pd.DataFrame(progress).assign(mean=None, stderr=None, errors=None, published=False)
+    tasks = pd.DataFrame(progress).assign(
+        mean=None, stderr=None, errors=None, headline=None, metrics=None, published=False
+    )
     return RunFrames(row, tasks, None)

@@ -107,6 +107,12 @@ class SandboxSpec(Spec):
     cpu_seconds: int = Field(default=60, gt=0, description="CPU time of one process.")
     output_kb: int = Field(default=1024, gt=0, description="Output kept per stream of one exec.")
     network: Literal["none"] = Field(default="none", description="Sandboxes have no network.")
+    replace_declared: bool = Field(
+        default=False,
+        description="Run the task's tools here although the task declares a sandbox of its "
+        "own (e.g. Inspect's docker): refused when that one has images, builds, extra services "
+        "or users this sandbox cannot give, and recorded with the results.",
+    )
 
 
 class SandboxMaxima(Spec):
@@ -148,7 +154,14 @@ class TaskSpec(Spec):
         description="`file.py@task_name` (relative to the suite file) or registry name."
     )
     args: dict[str, Any] = Field(default_factory=dict)
-    epochs: int = Field(default=1, gt=0)
+    epochs: int | None = Field(
+        default=None, gt=0, description="Epochs per sample; default: the task's own (often 1)."
+    )
+    headline: str | None = Field(
+        default=None,
+        description="The metric the task's score is, as `score/metric` (e.g. `match/accuracy`, "
+        "`security/mean`); default: the first scorer's first metric. Every metric is kept.",
+    )
     limit: int | None = Field(default=None, gt=0, description="Run only the first N samples.")
     limits: UsageLimits = UsageLimits()
     sandbox: SandboxSpec | None = Field(

@@ -214,16 +214,24 @@ def _run_and_report(
             [
                 [
                     t["task"],
-                    format_number(t["mean"]),
+                    t["headline"] or "-",
+                    format_number(t["mean"]) if t["mean"] is not None else "ERROR",
                     format_number(t["stderr"]),
                     t["n"],
                     t["errors"],
+                    t["epochs"],
+                    t["sandbox"] or "-",
                 ]
                 for t in scores["tasks"]
             ],
-            ["task", "mean", "stderr", "n", "errors"],
+            ["task", "headline", "score", "stderr", "n", "errors", "epochs", "sandbox"],
         )
     )
+    for t in scores["tasks"]:
+        if t["problem"]:
+            print(f"{t['task']}: no score: {t['problem']}", file=sys.stderr)
+        for error in t["first_errors"]:
+            print(f"{t['task']}: sample {error}", file=sys.stderr)
     print("\nInspect logs (open with `inspect view` or read_eval_log):")
     for task in (t["task"] for t in scores["tasks"]):  # suite order
         print(f"  {task}: {logs[task]['uri']}")

@@ -19,7 +19,11 @@ class SampleRow(BaseModel):
     sample_id: str
     epoch: int
     score: float | None
+    """The headline score's value as a number (None: errored, unscored or not numeric)."""
     score_value: Any = None
+    """The headline score's value as the scorer gave it."""
+    scores: dict[str, Any] = {}
+    """Every scorer's value, as Inspect recorded it (dicts kept whole)."""
     input_tokens: int
     output_tokens: int
     total_tokens: int
@@ -30,7 +34,8 @@ class SampleRow(BaseModel):
 
 
 class TaskScore(BaseModel):
-    """Mean score of a task over its scored samples, with standard error and 95% CI."""
+    """A task's score as Inspect computed it: its headline metric as `mean`, with standard
+    error and 95% CI where the task computes a stderr, and every other metric beside it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -41,3 +46,15 @@ class TaskScore(BaseModel):
     ci95_high: float | None
     n: int
     errors: int
+    headline: str | None = None
+    """Which metric `mean` is (`score/metric`); None before results recorded it."""
+    metrics: dict[str, float] = {}
+    epochs: int | None = None
+    """Epochs the task ran, and the reducer that combined them, as Inspect recorded them."""
+    reducer: str | None = None
+    sandbox: str | None = None
+    """The sandbox its tools ran in, as the platform chose it (None: no sandbox)."""
+    problem: str | None = None
+    """Why there is no score (no scored samples, no such headline metric)."""
+    first_errors: list[str] = []
+    """The first sample errors, with their messages."""

@@ -13,6 +13,9 @@ from inspect_ai._eval.loader import load_tasks
 # Resume a task from an unfinished log: Inspect's own retry mechanism has no public form.
 from inspect_ai._eval.task.task import PreviousTask
 
+# The folder a task was loaded from, where Inspect looks for its compose file or Dockerfile.
+from inspect_ai._eval.task.util import task_run_dir
+
 # End a sample with an exact reason from tool or sandbox code (a public LimitExceededError
 # raised in a tool only becomes a tool error).
 from inspect_ai._util.exception import TerminateSampleError
@@ -29,6 +32,7 @@ __all__ = [
     "init_display_type",
     "load_task_objects",
     "sample_active",
+    "task_run_dir",
 ]
 
 

@@ -8,16 +8,14 @@ suite, API keys from the environment only, and a flat per-sample summary of the 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import statistics
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from inspect_ai import Task, eval_async
 from inspect_ai.approval import ApprovalPolicy
-from inspect_ai.log import EvalLog, read_eval_log_async
+from inspect_ai.log import EvalLog, EvalSample, read_eval_log_async
 from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.review import ReviewPolicy
 from inspect_ai.scorer import value_to_float
@@ -29,9 +27,12 @@ from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLi
 # Defined there; step outputs pickled before they moved still name them here.
 from eval_pipelines.core.task_results import SampleRow, TaskScore
 from eval_pipelines.engine._private import PreviousTask, init_display_type, load_task_objects
+from eval_pipelines.engine.declared_sandbox import declared_sandboxes
 from resources.sandbox import SandboxBackend
 
 _to_float = value_to_float()
+# Sample errors a task's score carries, with their messages, for the CLI and the checks.
+FIRST_ERRORS = 3
 
 
 class TaskLoadError(SpecError):
@@ -88,25 +89,43 @@ def load_task(suite: SuiteSpec, task: TaskSpec) -> Task:
     return tasks[0]
 
 
-def declares_sandbox(task: Task) -> bool:
-    return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
-
-
-def check_isolation(suite: SuiteSpec, spec: TaskSpec, task: Task, backend: SandboxBackend) -> None:
-    """Fail closed: a task that needs a sandbox runs only in an isolating backend.
+def check_isolation(
+    suite: SuiteSpec, spec: TaskSpec, task: Task, backend: SandboxBackend
+) -> str | None:
+    """Fail closed: a task that needs a sandbox runs only in an isolating backend, and never
+    silently in another sandbox than the one it declares. Returns the sandbox its tools will
+    run in, as its results state it (None: the task has no tools to isolate).
 
     Inspect's built-in `local` sandbox runs tool calls on the host, so a missing or broken
     backend is an error, never a fallback.
     """
     where = f"suite {suite.name!r}, task {spec.name!r}"
+    declared = [] if task is None else [d for d in declared_sandboxes(task) if not d.on_host]
     if spec.sandbox is None:
-        if declares_sandbox(task):
+        if task is not None and task_declares_sandbox(task):
+            named = f" ({_listed(d.describe() for d in declared)})" if declared else ""
             raise SandboxUnavailableError(
-                f"{where}: the Inspect task declares a sandbox but the suite does not give it "
+                f"{where}: the Inspect task declares a sandbox{named} but the suite does not give it "
                 "one (`sandbox:`); refusing to run its tool calls outside an isolated sandbox. "
                 "Add `sandbox: true` (or sandbox limits) to the task in the suite file."
             )
-        return
+        return None
+    if declared and not spec.sandbox.replace_declared:
+        raise SandboxUnavailableError(
+            f"{where}: the task declares {_listed(d.describe() for d in declared)}, which this "
+            f"deployment's '{backend.backend}' sandbox does not run; it will not run it in "
+            f"'{backend.backend}' instead without a word: that drops the task's images, "
+            "services and users, and its scorer may then score anything. If the task needs "
+            "nothing from its image, set `replace_declared: true` under the task's `sandbox:` "
+            "in the suite to run it there anyway (its results say so)."
+        )
+    needs = [need for d in declared for need in d.needs]
+    if needs:
+        raise SandboxUnavailableError(
+            f"{where}: `replace_declared` cannot run it in '{backend.backend}': "
+            f"{_listed(d.describe() for d in declared)} needs {_listed(needs)}, which a "
+            f"'{backend.backend}' sandbox on this host cannot give"
+        )
     violations = backend.ceilings.violations(spec.sandbox)
     if violations:
         raise SpecError(f"{where}: sandbox {'; '.join(violations)}")
@@ -118,6 +137,17 @@ def check_isolation(suite: SuiteSpec, spec: TaskSpec, task: Task, backend: Sandb
             "not run (tool calls never fall back to Inspect's unisolated 'local' sandbox):\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
+    if declared:
+        return f"{backend.backend} in place of {_listed(d.describe() for d in declared)}"
+    return backend.backend
+
+
+def task_declares_sandbox(task: Task) -> bool:
+    return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
+
+
+def _listed(items) -> str:
+    return "; ".join(items)
 
 
 def resolve_model(spec: ModelSpec) -> Model:
@@ -213,18 +243,59 @@ def completed_samples(log: EvalLog) -> int:
     return sum(1 for s in log.samples or [] if s.error is None)
 
 
-def sample_rows(task_name: str, log: EvalLog) -> list[SampleRow]:
+def metric_values(log: EvalLog) -> dict[str, float]:
+    """Every metric Inspect computed for a task, keyed `score/metric` (`score/reducer/metric`
+    where a score is reduced more than one way), in the log's order."""
+    scores = log.results.scores if log.results else []
+    names = [s.name for s in scores]
+    values: dict[str, float] = {}
+    for score in scores:
+        key = score.name if names.count(score.name) == 1 else f"{score.name}/{score.reducer}"
+        for metric in score.metrics.values():
+            values[f"{key}/{metric.name}"] = float(metric.value)
+    return values
+
+
+def headline_key(metrics: dict[str, float], wanted: str | None) -> str | None:
+    """The metric a task's mean is: the suite's choice, else the first scorer's first metric."""
+    if wanted is None:
+        return next(iter(metrics), None)
+    return wanted if wanted in metrics else None
+
+
+def _headline_value(sample: EvalSample, key: str | None) -> Any:
+    """A sample's value of the headline's score: a dict-valued scorer's value under the score's
+    name, where Inspect computed the metric per key."""
+    if not sample.scores:
+        return None
+    score_name = key.split("/", 1)[0] if key else None
+    if score_name in sample.scores:
+        return sample.scores[score_name].value
+    for score in sample.scores.values():
+        if isinstance(score.value, dict) and score_name in score.value:
+            return score.value[score_name]
+    return next(iter(sample.scores.values())).value if key is None else None
+
+
+def _as_float(value: Any) -> float | None:
+    return None if value is None or isinstance(value, dict | list) else _to_float(value)
+
+
+def sample_rows(task_name: str, log: EvalLog, headline: str | None = None) -> list[SampleRow]:
+    """One row per sample x epoch: the headline's value as `score`, every scorer's in `scores`."""
+    key = headline_key(metric_values(log), headline)
     rows = []
     for sample in log.samples or []:
-        score = next(iter((sample.scores or {}).values()), None)
+        value = _headline_value(sample, key)
         usage = list(sample.model_usage.values())
         rows.append(
             SampleRow(
                 task=task_name,
                 sample_id=str(sample.id),
                 epoch=sample.epoch,
-                score=None if score is None else _to_float(score.value),
-                score_value=None if score is None else score.value,
+                score=_as_float(value),
+                score_value=value,
+                scores={name: s.value for name, s in (sample.scores or {}).items()},
                 input_tokens=sum(u.input_tokens for u in usage),
                 output_tokens=sum(u.output_tokens for u in usage),
                 total_tokens=sum(u.total_tokens for u in usage),
@@ -237,27 +308,49 @@ def sample_rows(task_name: str, log: EvalLog) -> list[SampleRow]:
     return rows
 
 
-def task_score(task_name: str, rows: list[SampleRow]) -> TaskScore:
-    scores = [r.score for r in rows if r.score is not None and r.error is None]
+def task_score(
+    task_name: str,
+    log: EvalLog,
+    rows: list[SampleRow],
+    *,
+    headline: str | None = None,
+    sandbox: str | None = None,
+) -> TaskScore:
+    """The task's score as Inspect computed it: every metric, and the headline one as `mean`
+    with its `stderr` metric (where the task computes one) and the normal 95% CI from it.
+
+    None when no sample was scored, or the suite names a headline the task does not compute:
+    such a task is an error, never a number.
+    """
+    metrics = metric_values(log)
+    key = headline_key(metrics, headline)
     errors = sum(r.error is not None for r in rows)
-    if not scores:
-        return TaskScore(
-            task=task_name,
-            mean=None,
-            stderr=None,
-            ci95_low=None,
-            ci95_high=None,
-            n=0,
-            errors=errors,
-        )
-    mean = statistics.fmean(scores)
-    stderr = statistics.stdev(scores) / math.sqrt(len(scores)) if len(scores) > 1 else 0.0
+    scored = sum(r.error is None and r.scores != {} for r in rows)
+    mean = metrics[key] if key is not None and scored else None
+    stderr_key = f"{key.rsplit('/', 1)[0]}/stderr" if key else None
+    stderr = metrics.get(stderr_key) if mean is not None and stderr_key != key else None
+    problem = None
+    if headline is not None and key is None:
+        problem = f"the suite's headline {headline!r} is not among the task's metrics"
+    elif not scored:
+        problem = "no scored samples" + (f" ({errors} errored)" if errors else "")
+    elif key is None:
+        problem = "Inspect computed no metrics for the task"
     return TaskScore(
         task=task_name,
         mean=mean,
         stderr=stderr,
-        ci95_low=mean - 1.96 * stderr,
-        ci95_high=mean + 1.96 * stderr,
-        n=len(scores),
+        ci95_low=None if stderr is None else mean - 1.96 * stderr,
+        ci95_high=None if stderr is None else mean + 1.96 * stderr,
+        n=scored,
         errors=errors,
+        headline=key,
+        metrics=metrics,
+        epochs=log.eval.config.epochs,
+        reducer=", ".join(log.eval.config.epochs_reducer or []) or None,
+        sandbox=sandbox,
+        problem=problem,
+        first_errors=[f"{r.sample_id} (epoch {r.epoch}): {r.error}" for r in rows if r.error][
+            :FIRST_ERRORS
+        ],
     )

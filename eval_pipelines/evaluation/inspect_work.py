@@ -17,7 +17,7 @@ from dagster import DagsterInstance, Failure, MetadataValue, OpExecutionContext,
 from inspect_ai.log import EvalLog, read_eval_log
 
 from eval_pipelines.catalog import Catalog
-from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec
+from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec, TaskSpec
 from eval_pipelines.core.log_viewer import EVAL_LOGS, transcript_url
 from eval_pipelines.engine import bridge as inspect_bridge
 from eval_pipelines.evaluation.plan import PreparedEvaluation, TaskPlan, TaskRunResult
@@ -66,7 +66,7 @@ def evaluate_task(
     try:
         task = inspect_bridge.load_task(suite, spec)
         # Checked again here: this op may run in another process or pod than prepare.
-        inspect_bridge.check_isolation(suite, spec, task, sandbox)
+        runs_in = inspect_bridge.check_isolation(suite, spec, task, sandbox)
         model = inspect_bridge.resolve_model(evaluation.model)
     except EvaluationRefused as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
@@ -82,7 +82,9 @@ def evaluate_task(
             f"({checkpoint.log_uri}); nothing to run"
         )
         resume.discard_inflight(context.run_id, task_key)
-        return _task_result(spec.name, checkpoint.log_uri, previous, checkpoint.run_id, reused=True)
+        return _task_result(
+            spec, checkpoint.log_uri, previous, checkpoint.run_id, runs_in, reused=True
+        )
 
     reused = inspect_bridge.completed_samples(previous) if previous is not None else 0
     context.log.info(
@@ -166,10 +168,11 @@ def evaluate_task(
         resume.discard_inflight(checkpoint.run_id, task_key)
     context.log.info(f"Task {spec.name}: Inspect status {log.status}; log stored at {log_uri}")
     return _task_result(
-        spec.name,
+        spec,
         log_uri,
         log,
         checkpoint.run_id if checkpoint else None,
+        runs_in,
         reused=False,
         reused_samples=reused,
     )
@@ -197,23 +200,29 @@ def _close_monitor(
 
 
 def _task_result(
-    task_name: str,
+    spec: TaskSpec,
     log_uri: str,
     log: EvalLog,
     source_run: str | None,
+    sandbox: str | None,
     *,
     reused: bool,
     reused_samples: int = 0,
 ) -> TaskRunResult:
-    rows = inspect_bridge.sample_rows(task_name, log)
-    score = inspect_bridge.task_score(task_name, rows)
-    get_dagster_logger().info(
-        f"Task {task_name}: score {score.mean:.3f} over n={score.n} ({score.errors} errored)"
-        if score.mean is not None
-        else f"Task {task_name}: no scored samples ({score.errors} errored)"
-    )
+    rows = inspect_bridge.sample_rows(spec.name, log, spec.headline)
+    score = inspect_bridge.task_score(spec.name, log, rows, headline=spec.headline, sandbox=sandbox)
+    logger = get_dagster_logger()
+    if score.mean is not None:
+        logger.info(
+            f"Task {spec.name}: {score.headline} {score.mean:.3f} over n={score.n} "
+            f"({score.errors} errored)"
+        )
+    else:
+        logger.error(f"Task {spec.name}: no score: {score.problem}")
+    for error in score.first_errors:
+        logger.warning(f"Task {spec.name}: sample {error}")
     return TaskRunResult(
-        task=task_name,
+        task=spec.name,
         log_uri=log_uri,
         inspect_status=log.status,
         rows=rows,

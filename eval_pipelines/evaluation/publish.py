@@ -49,10 +49,10 @@ def publish_results(
 
     logs = {r.task: {"uri": r.log_uri, "inspect_status": r.inspect_status} for r in results}
     rows = [{**identity, **row.model_dump()} for r in results for row in r.rows]
-    # How each number was obtained: the overrides, and the epochs each task really ran.
+    # How each number was obtained: the overrides; each task's own score records the epochs
+    # and reducer it really ran with, its headline metric and its sandbox.
     overrides = {"sample_limit": evaluation.sample_limit, "epochs": evaluation.epochs}
-    epochs = {t.name: evaluation.epochs or t.epochs for t in suite.tasks}
-    score_rows = [{**r.score.model_dump(), "epochs": epochs[r.task]} for r in results]
+    score_rows = [r.score.model_dump() for r in results]
     scores = {
         **identity,
         "run_id": evaluation.run_id,
@@ -117,6 +117,9 @@ def publish_results(
                             "n",
                             "epochs",
                             "errors",
+                            "headline",
+                            "sandbox",
+                            "problem",
                         ],
                     )
                 ),

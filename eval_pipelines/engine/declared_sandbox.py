@@ -1,0 +1,118 @@
+"""What sandbox an Inspect task declares for itself, and what of it `bwrap` could not give.
+
+A third-party task says where its tools run (`sandbox="docker"` with a Dockerfile or a compose
+file naming images, builds, services and users). The platform never swaps that for another
+sandbox without a word: a task run without its images can score anything (a scorer that checks
+for files only the image has may read their absence as success). This module reads the
+declaration the way Inspect's docker sandbox resolves it, so a refusal can say exactly what
+the task needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from inspect_ai import Task
+from inspect_ai.util import (
+    ComposeConfig,
+    SandboxEnvironmentSpec,
+    is_compose_yaml,
+    is_dockerfile,
+    parse_compose_yaml,
+)
+
+from eval_pipelines.engine._private import task_run_dir
+
+# What Inspect's docker sandbox runs when a task gives no compose file or Dockerfile.
+INSPECT_DEFAULT_IMAGE = "aisiuk/inspect-tool-support"
+# Stock images a task uses only for a shell and Python, which bwrap's host tools give too;
+# anything else (or anything built) may carry files the task and its scorer depend on.
+_GENERIC_IMAGES = ("aisiuk/inspect-tool-support", "python", "debian", "ubuntu")
+_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+# Sandboxes whose tools run on the host's own files: bwrap gives them at least as much.
+_HOST_TYPES = frozenset({"local"})
+
+
+@dataclass(frozen=True)
+class DeclaredSandbox:
+    """One sandbox a task (or one of its samples) declares."""
+
+    type: str
+    source: str
+    """Where its definition comes from: a compose file, a Dockerfile, Inspect's default."""
+    needs: tuple[str, ...] = ()
+    """What it needs that a bwrap sandbox on the host cannot give (images, services, users)."""
+
+    @property
+    def on_host(self) -> bool:
+        return self.type in _HOST_TYPES
+
+    def describe(self) -> str:
+        return f"Inspect's {self.type!r} sandbox ({self.source})"
+
+
+def declared_sandboxes(task: Task) -> list[DeclaredSandbox]:
+    """Every distinct sandbox the task and its samples declare, in the order first seen."""
+    specs = [task.sandbox, *(sample.sandbox for sample in task.dataset)]
+    run_dir = Path(task_run_dir(task))
+    found: dict[DeclaredSandbox, None] = {}
+    for spec in specs:
+        if spec is not None:
+            found.setdefault(_declared(spec, run_dir))
+    return list(found)
+
+
+def _declared(spec: SandboxEnvironmentSpec, run_dir: Path) -> DeclaredSandbox:
+    if spec.type in _HOST_TYPES:
+        return DeclaredSandbox(spec.type, "the host's own files")
+    config = spec.config
+    if isinstance(config, ComposeConfig):
+        return DeclaredSandbox(spec.type, "a compose config object", _compose_needs(config))
+    if isinstance(config, str):
+        path = Path(config) if Path(config).is_absolute() else run_dir / config
+        return _from_file(spec.type, path)
+    if config is not None:
+        return DeclaredSandbox(spec.type, f"a {type(config).__name__} config", ("its config",))
+    # No config: Inspect looks in the task's folder for a compose file, then a Dockerfile.
+    for name in (*_COMPOSE_FILES, "Dockerfile"):
+        if (run_dir / name).is_file():
+            return _from_file(spec.type, run_dir / name)
+    return DeclaredSandbox(spec.type, f"Inspect's default image {INSPECT_DEFAULT_IMAGE}")
+
+
+def _from_file(sandbox_type: str, path: Path) -> DeclaredSandbox:
+    if is_dockerfile(path.name):
+        return DeclaredSandbox(
+            sandbox_type, f"Dockerfile {path}", (f"the image built from {path}",)
+        )
+    if is_compose_yaml(path.name):
+        try:
+            config = parse_compose_yaml(str(path))
+        except (OSError, ValueError) as exc:
+            return DeclaredSandbox(
+                sandbox_type, f"compose file {path}", (f"a readable compose file ({exc})",)
+            )
+        return DeclaredSandbox(sandbox_type, f"compose file {path}", _compose_needs(config))
+    return DeclaredSandbox(sandbox_type, f"config file {path}", (f"its config file {path}",))
+
+
+def _compose_needs(config: ComposeConfig) -> tuple[str, ...]:
+    needs: list[str] = []
+    for name, service in config.services.items():
+        if len(config.services) > 1:
+            needs.append(f"service {name!r}")
+        if service.build is not None:
+            needs.append(f"the image built for service {name!r}")
+        elif service.image is not None and not _generic(service.image):
+            needs.append(f"image {service.image} (service {name!r})")
+        if service.user is not None:
+            needs.append(f"user {service.user!r} (service {name!r})")
+    return tuple(needs)
+
+
+def _generic(image: str) -> bool:
+    name = image.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    return name.removeprefix("docker.io/").removeprefix("library/") in _GENERIC_IMAGES
