@@ -67,6 +67,11 @@ def test_file_tasks_resolve_against_the_suite_folder(tmp_path: Path):
     [
         ("eval_pipelines/no_such_task", "found no Inspect task"),
         ("missing.py@task", "does not exist"),
+        (
+            "inspect_evals/gdm_intercode_ctf",
+            "the eval package 'inspect_evals' is not installed in this environment; add it "
+            "with `uv add --group evals inspect_evals`",
+        ),
     ],
 )
 def test_unknown_tasks_name_suite_and_task(tmp_path: Path, reference: str, expected: str):

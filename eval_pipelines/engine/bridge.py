@@ -8,8 +8,10 @@ suite, API keys from the environment only, and a flat per-sample summary of the 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from contextlib import AbstractContextManager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,12 +83,29 @@ def load_task(suite: SuiteSpec, task: TaskSpec) -> Task:
         tasks = load_task_objects(reference, task.args)
     except Exception as exc:  # Inspect raises many types here; all mean "cannot build it".
         raise TaskLoadError(f"{where}: cannot load the Inspect task: {exc}") from exc
+    if not tasks and (missing := _missing_package(reference)):
+        raise TaskLoadError(
+            f"{where}: the eval package {missing!r} is not installed in this environment; add "
+            f"it with `uv add --group evals {missing}` (locked, kept by every `make` target), "
+            "then `make setup`"
+        )
     if len(tasks) != 1:
         found = "no Inspect task" if not tasks else f"{len(tasks)} tasks"
         raise TaskLoadError(
             f"{where}: found {found}; name a registered task (package/name) or file.py@task"
         )
     return tasks[0]
+
+
+def _missing_package(reference: str) -> str | None:
+    """The package a registry reference (`package/task`) names, if nothing provides it."""
+    package, slash, _ = reference.partition("/")
+    if not slash or "@" in reference or reference.endswith(".py"):
+        return None
+    registered = {e.name for e in entry_points(group="inspect_ai")}
+    if package in registered or importlib.util.find_spec(package) is not None:
+        return None
+    return package
 
 
 def check_isolation(
