@@ -37,7 +37,7 @@ def test_a_compose_task_is_not_run_in_bwrap_instead_of_its_containers():
     message = str(refused.value)
     assert "Inspect's 'docker' sandbox" in message
     assert str(TASKS / "two_service_ctf" / "compose.yaml") in message
-    assert "replace_declared: true" in message
+    assert "sandbox: {replace_declared: true}" in message
 
 
 def test_replacing_a_compose_task_s_sandbox_is_refused_naming_what_it_needs():

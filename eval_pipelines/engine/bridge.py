@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -120,29 +121,28 @@ def check_isolation(
     """
     where = f"suite {suite.name!r}, task {spec.name!r}"
     declared = [] if task is None else [d for d in declared_sandboxes(task) if not d.on_host]
+    if declared and (spec.sandbox is None or not spec.sandbox.replace_declared):
+        raise SandboxUnavailableError(
+            f"{where}: the task declares {_listed(d.describe() for d in declared)}, which this "
+            f"deployment's '{backend.backend}' sandbox does not run; the task will not run in "
+            f"'{backend.backend}' instead without a word: that drops the task's images, "
+            "services and users, and its scorer may then score anything. If the task needs "
+            "nothing from its image, set `sandbox: {replace_declared: true}` on the task in "
+            "the suite to run it there anyway (its results say so)."
+        )
     if spec.sandbox is None:
         if task is not None and task_declares_sandbox(task):
-            named = f" ({_listed(d.describe() for d in declared)})" if declared else ""
             raise SandboxUnavailableError(
-                f"{where}: the Inspect task declares a sandbox{named} but the suite does not give it "
+                f"{where}: the Inspect task declares a sandbox but the suite does not give it "
                 "one (`sandbox:`); refusing to run its tool calls outside an isolated sandbox. "
                 "Add `sandbox: true` (or sandbox limits) to the task in the suite file."
             )
         return None
-    if declared and not spec.sandbox.replace_declared:
-        raise SandboxUnavailableError(
-            f"{where}: the task declares {_listed(d.describe() for d in declared)}, which this "
-            f"deployment's '{backend.backend}' sandbox does not run; it will not run it in "
-            f"'{backend.backend}' instead without a word: that drops the task's images, "
-            "services and users, and its scorer may then score anything. If the task needs "
-            "nothing from its image, set `replace_declared: true` under the task's `sandbox:` "
-            "in the suite to run it there anyway (its results say so)."
-        )
     needs = [need for d in declared for need in d.needs]
     if needs:
         raise SandboxUnavailableError(
             f"{where}: `replace_declared` cannot run it in '{backend.backend}': "
-            f"{_listed(d.describe() for d in declared)} needs {_listed(needs)}, which a "
+            f"{_listed(d.describe() for d in declared)} needs {_listed(needs, 8)}, which a "
             f"'{backend.backend}' sandbox on this host cannot give"
         )
     violations = backend.ceilings.violations(spec.sandbox)
@@ -165,8 +165,11 @@ def task_declares_sandbox(task: Task) -> bool:
     return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
 
 
-def _listed(items) -> str:
-    return "; ".join(items)
+def _listed(items: Iterable[str], shown: int = 3) -> str:
+    """`items`, once each, the first few of a long list (a task's samples may declare many)."""
+    unique = list(dict.fromkeys(items))
+    more = f"; and {len(unique) - shown} more" if len(unique) > shown else ""
+    return "; ".join(unique[:shown]) + more
 
 
 def resolve_model(spec: ModelSpec) -> Model:
