@@ -132,13 +132,33 @@ def test_a_storage_error_is_reported_with_its_reason(tmp_path: Path):
 
 def test_suites_and_models_listings(tmp_path: Path):
     suites = evalctl(tmp_path, "suites")
-    assert suites.returncode == 0 and "agentic-smoke" in suites.stdout and "yes" in suites.stdout
+    assert suites.returncode == 0
+    assert re.search(r"agentic-smoke +1\.0\.0 +1 +1 task\(s\) ", suites.stdout), suites.stdout
     models = evalctl(tmp_path, "models")
     assert models.returncode == 0 and "scripted/red-team" in models.stdout
     bad = tmp_path / "suites"
     write_suite(bad, "broken", "name: [")
     strict = evalctl(tmp_path, "suites", "--strict", env={"EVAL_SUITE_PATH": str(bad)})
     assert strict.returncode == 1 and "broken.yaml: not valid YAML" in strict.stderr
+
+
+def test_suites_check_says_where_each_task_s_tools_run(tmp_path: Path):
+    suites = tmp_path / "suites"
+    tasks = Path(__file__).parent / "data" / "tasks"
+    write_suite(
+        suites,
+        "third-party",
+        "name: third-party\nversion: '1'\ntasks:\n"
+        f"  - {{name: ctf, task: {tasks}/two_service_ctf/task.py@two_service_ctf, sandbox: true}}\n"
+        "  - {name: agent, task: eval_pipelines/agentic_smoke, sandbox: true}\n",
+    )
+    result = evalctl(tmp_path, "suites", "--check", env={"EVAL_SUITE_PATH": str(suites)})
+    assert result.returncode == 1, result.stdout
+    assert re.search(r"third-party +ctf +REFUSED", result.stdout)
+    assert re.search(r"third-party +agent +bwrap", result.stdout)
+    assert "refused: suite 'third-party', task 'ctf': the task declares Inspect's 'docker'" in (
+        result.stdout
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="hiding bwrap needs a private mount namespace (root)")
