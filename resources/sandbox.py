@@ -3,6 +3,9 @@
 - `bwrap` (local default): bubblewrap namespaces, cgroups, rlimits and seccomp on this host.
 - `none`: no isolating backend; sandboxed tasks fail closed.
 
+Tasks that declare their own sandbox (Inspect's docker: compose files, Dockerfiles) run in
+the container sandbox instead, on the `containers` runtime (runc, or gVisor's runsc).
+
 Inspect's own `local` sandbox is never offered: it runs tool calls on the host.
 
 Every process that loads the code location builds this resource, most never run an
@@ -29,6 +32,12 @@ _SETUP_HINTS = {
 
 class SandboxBackend(ConfigurableResource):
     backend: Literal["bwrap", "none"] = "bwrap"
+    containers: Literal["runc", "runsc", "off"] = Field(
+        default="runc",
+        description="Runtime of the container sandbox, which runs tasks that declare their "
+        "own (Inspect's docker: compose files, Dockerfiles): `runsc` is gVisor; `off` refuses "
+        "such tasks.",
+    )
     maxima: dict[str, float] = Field(
         default_factory=dict,
         description="Overrides of the platform's sandbox ceilings (SandboxMaxima fields).",
@@ -45,6 +54,14 @@ class SandboxBackend(ConfigurableResource):
         from eval_pipelines.sandbox import host_problems
 
         return list(host_problems())
+
+    def container_problems(self) -> list[str]:
+        """Why the container sandbox cannot run tasks here (empty: it can)."""
+        if self.containers == "off":
+            return ["this deployment's container sandbox is off (SandboxBackend containers='off')"]
+        from eval_pipelines.containers import engine_problems
+
+        return engine_problems(self.containers)
 
     def environment(self, spec: SandboxSpec) -> SandboxEnvironmentSpec:
         """The Inspect sandbox for a task; call only when `problems()` is empty."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -30,8 +29,13 @@ from eval_pipelines.catalog.specs import ModelSpec, SuiteSpec, TaskSpec, UsageLi
 # Defined there; step outputs pickled before they moved still name them here.
 from eval_pipelines.core.task_results import SampleRow, TaskScore
 from eval_pipelines.engine._private import PreviousTask, init_display_type, load_task_objects
-from eval_pipelines.engine.declared_sandbox import declared_sandboxes
-from resources.sandbox import SandboxBackend
+
+# The bridge's surface for isolation, decided in its own module.
+from eval_pipelines.engine.isolation import (  # noqa: F401
+    SandboxUnavailableError,
+    check_isolation,
+    run_sandbox,
+)
 
 _to_float = value_to_float()
 # Sample errors a task's score carries, with their messages, for the CLI and the checks.
@@ -44,10 +48,6 @@ class TaskLoadError(SpecError):
 
 class ModelResolutionError(SpecError):
     """A model spec names a provider Inspect does not know, or its key is missing."""
-
-
-class SandboxUnavailableError(RuntimeError):
-    """A task needs an isolated sandbox and none is available: it must not run."""
 
 
 class EvalMonitor(Protocol):
@@ -107,69 +107,6 @@ def _missing_package(reference: str) -> str | None:
     if package in registered or importlib.util.find_spec(package) is not None:
         return None
     return package
-
-
-def check_isolation(
-    suite: SuiteSpec, spec: TaskSpec, task: Task, backend: SandboxBackend
-) -> str | None:
-    """Fail closed: a task that needs a sandbox runs only in an isolating backend, and never
-    silently in another sandbox than the one it declares. Returns the sandbox its tools will
-    run in, as its results state it (None: the task has no tools to isolate).
-
-    Inspect's built-in `local` sandbox runs tool calls on the host, so a missing or broken
-    backend is an error, never a fallback.
-    """
-    where = f"suite {suite.name!r}, task {spec.name!r}"
-    declared = [] if task is None else [d for d in declared_sandboxes(task) if not d.on_host]
-    if declared and (spec.sandbox is None or not spec.sandbox.replace_declared):
-        raise SandboxUnavailableError(
-            f"{where}: the task declares {_listed(d.describe() for d in declared)}, which this "
-            f"deployment's '{backend.backend}' sandbox does not run; the task will not run in "
-            f"'{backend.backend}' instead without a word: that drops the task's images, "
-            "services and users, and its scorer may then score anything. If the task needs "
-            "nothing from its image, set `sandbox: {replace_declared: true}` on the task in "
-            "the suite to run it there anyway (its results say so)."
-        )
-    if spec.sandbox is None:
-        if task is not None and task_declares_sandbox(task):
-            raise SandboxUnavailableError(
-                f"{where}: the Inspect task declares a sandbox but the suite does not give it "
-                "one (`sandbox:`); refusing to run its tool calls outside an isolated sandbox. "
-                "Add `sandbox: true` (or sandbox limits) to the task in the suite file."
-            )
-        return None
-    needs = [need for d in declared for need in d.needs]
-    if needs:
-        raise SandboxUnavailableError(
-            f"{where}: `replace_declared` cannot run it in '{backend.backend}': "
-            f"{_listed(d.describe() for d in declared)} needs {_listed(needs, 8)}, which a "
-            f"'{backend.backend}' sandbox on this host cannot give"
-        )
-    violations = backend.ceilings.violations(spec.sandbox)
-    if violations:
-        raise SpecError(f"{where}: sandbox {'; '.join(violations)}")
-    problems = backend.problems()
-    if problems:
-        raise SandboxUnavailableError(
-            f"{where}: needs an isolated sandbox for its tool calls, but the "
-            f"'{backend.backend}' sandbox backend cannot provide one here, so the task will "
-            "not run (tool calls never fall back to Inspect's unisolated 'local' sandbox):\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
-    if declared:
-        return f"{backend.backend} in place of {_listed(d.describe() for d in declared)}"
-    return backend.backend
-
-
-def task_declares_sandbox(task: Task) -> bool:
-    return task.sandbox is not None or any(sample.sandbox is not None for sample in task.dataset)
-
-
-def _listed(items: Iterable[str], shown: int = 3) -> str:
-    """`items`, once each, the first few of a long list (a task's samples may declare many)."""
-    unique = list(dict.fromkeys(items))
-    more = f"; and {len(unique) - shown} more" if len(unique) > shown else ""
-    return "; ".join(unique[:shown]) + more
 
 
 def resolve_model(spec: ModelSpec) -> Model:

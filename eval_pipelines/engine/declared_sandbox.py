@@ -43,6 +43,8 @@ class DeclaredSandbox:
     """Where its definition comes from: a compose file, a Dockerfile, Inspect's default."""
     needs: tuple[str, ...] = ()
     """What it needs that a bwrap sandbox on the host cannot give (images, services, users)."""
+    file: Path | None = None
+    """The compose file or Dockerfile, where there is one."""
 
     @property
     def on_host(self) -> bool:
@@ -59,11 +61,11 @@ def declared_sandboxes(task: Task) -> list[DeclaredSandbox]:
     found: dict[DeclaredSandbox, None] = {}
     for spec in specs:
         if spec is not None:
-            found.setdefault(_declared(spec, run_dir))
+            found.setdefault(declared_sandbox(spec, run_dir))
     return list(found)
 
 
-def _declared(spec: SandboxEnvironmentSpec, run_dir: Path) -> DeclaredSandbox:
+def declared_sandbox(spec: SandboxEnvironmentSpec, run_dir: Path) -> DeclaredSandbox:
     if spec.type in _HOST_TYPES:
         return DeclaredSandbox(spec.type, "the host's own files")
     config = spec.config
@@ -71,29 +73,26 @@ def _declared(spec: SandboxEnvironmentSpec, run_dir: Path) -> DeclaredSandbox:
         return DeclaredSandbox(spec.type, "a compose config object", _compose_needs(config))
     if isinstance(config, str):
         path = Path(config) if Path(config).is_absolute() else run_dir / config
-        return _from_file(spec.type, path)
+        return _from_file(spec.type, path.resolve())
     if config is not None:
         return DeclaredSandbox(spec.type, f"a {type(config).__name__} config", ("its config",))
     # No config: Inspect looks in the task's folder for a compose file, then a Dockerfile.
     for name in (*_COMPOSE_FILES, "Dockerfile"):
         if (run_dir / name).is_file():
-            return _from_file(spec.type, run_dir / name)
+            return _from_file(spec.type, (run_dir / name).resolve())
     return DeclaredSandbox(spec.type, f"Inspect's default image {INSPECT_DEFAULT_IMAGE}")
 
 
 def _from_file(sandbox_type: str, path: Path) -> DeclaredSandbox:
     if is_dockerfile(path.name):
-        return DeclaredSandbox(
-            sandbox_type, f"Dockerfile {path}", (f"the image built from {path}",)
-        )
+        needs = (f"the image built from {path}",)
+        return DeclaredSandbox(sandbox_type, f"Dockerfile {path}", needs, path)
     if is_compose_yaml(path.name):
         try:
-            config = parse_compose_yaml(str(path))
+            needs = _compose_needs(parse_compose_yaml(str(path)))
         except (OSError, ValueError) as exc:
-            return DeclaredSandbox(
-                sandbox_type, f"compose file {path}", (f"a readable compose file ({exc})",)
-            )
-        return DeclaredSandbox(sandbox_type, f"compose file {path}", _compose_needs(config))
+            needs = (f"a readable compose file ({exc})",)
+        return DeclaredSandbox(sandbox_type, f"compose file {path}", needs, path)
     return DeclaredSandbox(sandbox_type, f"config file {path}", (f"its config file {path}",))
 
 

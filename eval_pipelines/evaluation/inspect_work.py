@@ -113,7 +113,7 @@ def evaluate_task(
                     spec,
                     suite.task_limits(spec).merged(evaluation.limits_override),
                     log_dir,
-                    sandbox=sandbox.environment(spec.sandbox) if spec.sandbox else None,
+                    sandbox=inspect_bridge.run_sandbox(task, spec, sandbox),
                     max_samples=evaluation.max_samples,
                     sample_limit=evaluation.sample_limit,
                     epochs=evaluation.epochs,

@@ -11,6 +11,7 @@ from functools import cache
 from inspect_ai.dataset import Sample
 
 from eval_pipelines.tasks.agentic import agentic_dataset
+from eval_pipelines.tasks.ctf import files_samples, private_service_samples, setuid_samples
 from eval_pipelines.tasks.smoke import (
     popularity_dataset,
     security_guide_dataset,
@@ -34,6 +35,9 @@ def answer_key() -> dict[str, Sample]:
         theory_of_mind_dataset(),
         popularity_dataset(),
         agentic_dataset(),
+        private_service_samples(),
+        setuid_samples(),
+        files_samples(),
     ]
     return {_prompt_of(sample): sample for dataset in datasets for sample in dataset}
 

@@ -62,6 +62,13 @@ def reference(conversation: Conversation) -> Turn:
     return _final(conversation, target_text(sample))
 
 
+@policy("idle")
+def idle(conversation: Conversation) -> Turn:
+    """Does nothing: no tool call, and "I don't know" for every answer. A task that scores
+    this model above 0 is measuring something other than the model."""
+    return _final(conversation, "I don't know.")
+
+
 WEAK_CORRECT_PERCENT = 40
 
 
