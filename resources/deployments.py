@@ -28,7 +28,10 @@ def _local() -> dict[str, Any]:
     return {
         "io_manager": FilesystemIOManager(base_dir=str(home / "storage")),
         "artifacts": LocalArtifactStore(root=str(home / "artifacts")),
-        "sandbox": SandboxBackend(backend="bwrap"),
+        # Container tasks: runc by default, gVisor with EVAL_CONTAINER_RUNTIME=runsc.
+        "sandbox": SandboxBackend(
+            backend="bwrap", containers=os.environ.get("EVAL_CONTAINER_RUNTIME", "runc")
+        ),
         "alerting": alert_channels_from_env(),
     }
 
@@ -45,7 +48,8 @@ def _scale() -> dict[str, Any]:
             s3_resource=s3, s3_bucket=EnvVar("EVAL_S3_BUCKET"), s3_prefix="dagster-io"
         ),
         "artifacts": S3ArtifactStore(s3=s3, bucket=EnvVar("EVAL_S3_BUCKET"), prefix="evals"),
-        "sandbox": SandboxBackend(backend="none"),
+        # No sandbox pods are wired to tool calls yet: sandboxed tasks fail closed.
+        "sandbox": SandboxBackend(backend="none", containers="off"),
         "alerting": alert_channels_from_env(),
     }
 

@@ -13,7 +13,17 @@ CONFIG=/etc/docker/daemon.json
 
 answers() { docker -H "unix://$SOCKET" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
-if answers; then exit 0; fi
+# The engine's internal networks keep samples off the internet, not off the host: each
+# bridge's gateway address is the host's. Drop what the sandbox pool sends to the host itself
+# (the container sandbox checks this rule before every sample and refuses to start without it).
+guard_host() {
+  if [ "$(id -u)" = 0 ] && ! iptables -C INPUT -s "$POOL" -j DROP 2>/dev/null; then
+    iptables -I INPUT -s "$POOL" -j DROP
+  fi
+}
+POOL=198.18.64.0/18
+
+if answers; then guard_host; exit 0; fi
 if [ "${1:-}" = "--check" ]; then
   echo "docker_engine: no Docker engine answers on $SOCKET" >&2
   exit 1
@@ -42,7 +52,10 @@ fi
 # Own session: the engine outlives this script and ignores the caller's terminal signals.
 setsid dockerd -H "unix://$SOCKET" >>"$LOG" 2>&1 </dev/null &
 for _ in $(seq 1 120); do
-  if answers; then exit 0; fi
+  if answers; then
+    guard_host
+    exit 0
+  fi
   sleep 0.5
 done
 echo "docker_engine: error: dockerd did not answer within 60 s; see $LOG" >&2

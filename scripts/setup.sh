@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the project needs from its own files: Debian packages (bubblewrap and
-# libseccomp for the local sandbox, PostgreSQL for the tests), uv, a Python of the version in
-# .python-version, then the locked Python environment.
+# libseccomp for the local sandbox, Docker Engine, gVisor and debootstrap for the container
+# sandbox, PostgreSQL for the tests), uv, a Python of the version in .python-version, then the
+# locked Python environment.
 # Safe to re-run; does nothing that is already done. Sourcing it (as the tests do) only
 # defines the functions.
 set -euo pipefail
@@ -71,6 +72,11 @@ main() {
   command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
   # PostgreSQL server binaries: the tests start a private cluster for the scale instance.
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  # The container sandbox: Debian's Docker Engine, gVisor, and debootstrap for the offline
+  # base image (scripts/docker_engine.sh and scripts/base_image.sh start and build them).
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v runsc >/dev/null 2>&1 || missing+=(runsc)
+  command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "setup: installing ${missing[*]}" >&2

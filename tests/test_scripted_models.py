@@ -51,7 +51,7 @@ def test_reference_does_not_know_unshipped_prompts():
 
 def test_unknown_scripted_policy_is_a_clear_error():
     with pytest.raises(
-        ValueError, match="unknown scripted model 'genius'; known: red-team, reference, weak"
+        ValueError, match="unknown scripted model 'genius'; known: idle, red-team, reference, weak"
     ):
         get_model("scripted/genius", memoize=False)
 

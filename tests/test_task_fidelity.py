@@ -20,7 +20,8 @@ from eval_pipelines.engine.bridge import (
 from resources.sandbox import SandboxBackend
 
 TASKS = Path(__file__).parent / "data" / "tasks"
-BWRAP = SandboxBackend(backend="bwrap")
+# Containers off: what a deployment without the container sandbox does with these tasks.
+BWRAP = SandboxBackend(backend="bwrap", containers="off")
 
 
 def suite_of(task: str, **fields) -> tuple[SuiteSpec, TaskSpec]:
@@ -35,8 +36,9 @@ def test_a_compose_task_is_not_run_in_bwrap_instead_of_its_containers():
     with pytest.raises(SandboxUnavailableError) as refused:
         check_isolation(suite, spec, task, BWRAP)
     message = str(refused.value)
-    assert "Inspect's 'docker' sandbox" in message
+    assert "the task declares Inspect's 'docker' sandbox" in message
     assert str(TASKS / "two_service_ctf" / "compose.yaml") in message
+    assert "container sandbox is off" in message
     assert "sandbox: {replace_declared: true}" in message
 
 

@@ -8,7 +8,10 @@ Compose binary is involved.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,12 @@ _HOW_TO_START = (
     "start the engine with `scripts/docker_engine.sh` (installed by `make setup`), or point "
     f"{SOCKET_ENV} at a running Docker or Podman socket"
 )
+
+
+# Where the engine draws sample networks from (scripts/docker_engine.sh configures it), and
+# the host firewall rule that keeps them off the host's own addresses.
+SANDBOX_POOL = ipaddress.ip_network("198.18.64.0/18")
+_HOST_GUARD = ["INPUT", "-s", str(SANDBOX_POOL), "-j", "DROP"]
 
 
 class EngineError(RuntimeError):
@@ -69,6 +78,29 @@ def engine_problems(runtime: str = "runc") -> list[str]:
             "(scripts/docker_engine.sh writes one with gVisor's runsc) or choose another"
         ]
     return []
+
+
+def host_guard_problem(subnet: str) -> str | None:
+    """Why a sample network of `subnet` could reach the host (None: it cannot).
+
+    An internal network has no route out, but its gateway address is the host's, where any
+    service listening on all addresses answers. The host's firewall drops what the sandbox
+    pool sends to the host; a network outside that pool is not covered.
+    """
+    fix = "run scripts/docker_engine.sh (as root), which configures the pool and the rule"
+    if not ipaddress.ip_network(subnet).subnet_of(SANDBOX_POOL):
+        return (
+            f"the engine gave the sample network {subnet}, outside the sandbox pool "
+            f"{SANDBOX_POOL} that the host firewall guards; {fix}"
+        )
+    iptables = shutil.which("iptables") or "/usr/sbin/iptables"
+    try:
+        guarded = subprocess.run([iptables, "-C", *_HOST_GUARD], capture_output=True).returncode
+    except OSError:
+        guarded = 1
+    if guarded != 0:
+        return f"the host firewall does not drop what {SANDBOX_POOL} sends to the host; {fix}"
+    return None
 
 
 def missing_images(project: Project) -> list[str]:

@@ -46,6 +46,7 @@ from eval_pipelines.containers._engine import (
     EngineError,
     ServiceImage,
     client,
+    host_guard_problem,
     owner,
     reap,
     service_image,
@@ -84,6 +85,10 @@ class _Sample:
         self.network = self.engine.networks.create(
             f"eval-{self.token}", driver="bridge", internal=True, labels=self.labels
         )
+        subnet = self.network.attrs["IPAM"]["Config"][0]["Subnet"]
+        problem = host_guard_problem(subnet)
+        if problem:
+            raise EngineError(f"refusing to start the sample: {problem}")
         for volume in self.project.volumes:
             self.volumes.append(
                 self.engine.volumes.create(f"eval-{self.token}-{volume}", labels=self.labels)
@@ -441,7 +446,13 @@ class _Exec:
                     self.kill()
                     break
         finally:
+            # The response first (it flushes through the socket), then the socket itself:
+            # docker's SDK leaves both to the garbage collector, which warns.
+            response = getattr(sock, "_response", None)
+            if response is not None:
+                response.close()
             sock.close()
+            raw.close()
         return self._exit_code()
 
     def _exit_code(self) -> int:

@@ -1,0 +1,236 @@
+"""The container sandbox: tasks that bring their own compose project or Dockerfile run in
+their images, services and users, isolated (no egress, no host paths or environment, limits
+from the suite), and leave nothing behind, whatever ends them."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from eval_pipelines.catalog.specs import SandboxSpec, SuiteSpec, TaskSpec
+from eval_pipelines.containers import ComposeError, ContainerConfig, load_project
+from eval_pipelines.containers._environment import ContainerSandboxEnvironment
+from eval_pipelines.engine.bridge import SandboxUnavailableError, check_isolation, load_task
+from resources.sandbox import SandboxBackend
+from tests.container_support import leftovers, require_container_engine
+
+pytestmark = pytest.mark.xdist_group("containers")
+TASKS = Path(__file__).parent / "data" / "tasks"
+ISOLATION = TASKS / "isolation" / "compose.yaml"
+
+
+def compose(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "compose.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+@pytest.mark.parametrize(
+    "service, refused",
+    [
+        ("    image: x\n    links: [db]\n", "compose key `links` is not supported"),
+        ("    image: x\n    privileged: true\n", "`privileged` is refused"),
+        ("    image: x\n    volumes: ['/etc:/host-etc']\n", "a host path is never mounted"),
+        ("    image: x\n    volumes: ['../outside:/x']\n", "must exist inside the compose"),
+        ("    image: x\n    network_mode: host\n", "network_mode 'host' is refused"),
+        ("    image: x\n    healthcheck: {test: true, every: 1s}\n", "`every` is not supported"),
+    ],
+)
+def test_a_compose_key_it_does_not_carry_out_is_refused_naming_key_and_file(
+    tmp_path: Path, service: str, refused: str
+):
+    path = compose(tmp_path, f"services:\n  default:\n{service}")
+    with pytest.raises(ComposeError) as error:
+        load_project(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert refused in str(error.value)
+
+
+def test_the_keys_third_party_compose_files_use_are_read():
+    project = load_project(ISOLATION)
+    default, peer = project.services
+    assert (default.name, peer.name) == ("default", "peer")
+    assert default.memory_bytes == 4 << 30 and default.environment == {"CHALLENGE": "one"}
+    assert default.volumes == {"scratch": "/scratch"}
+    assert default.copies == ((ISOLATION.parent / "motd.txt", "/etc/motd.txt"),)
+    assert peer.stop_grace_seconds == 1.0 and project.volumes == ("scratch",)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    require_container_engine()
+    yield
+    assert leftovers() == []
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def _in_sample(config: ContainerConfig, body):
+    environments = await ContainerSandboxEnvironment.sample_init("t", config, {})
+    try:
+        return await body(environments)
+    finally:
+        await ContainerSandboxEnvironment.sample_cleanup("t", config, environments, False)
+
+
+def test_a_sample_s_services_share_only_their_private_network(engine, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret")
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: listener.accept(), daemon=True).start()
+    config = ContainerConfig(file=str(ISOLATION), limits=SandboxSpec(memory_mb=256, pids=64))
+
+    async def body(environments):
+        default = environments["default"]
+        probe = (
+            "import socket, sys\n"
+            "def reach(host, port):\n"
+            "    try:\n"
+            "        socket.create_connection((host, port), timeout=3).close(); return 'open'\n"
+            "    except OSError:\n"
+            "        return 'blocked'\n"
+            "print(reach('peer', 8000), reach(sys.argv[1], int(sys.argv[2])), "
+            "reach('1.1.1.1', 53))\n"
+        )
+        gateway = (await default.exec(["sh", "-c", "ip route | awk '/src/ {print $NF}'"])).stdout
+        host = gateway.strip().rsplit(".", 1)[0] + ".1"
+        return {
+            "reach": (await default.exec(["python3", "-c", probe, host, str(port)])).stdout,
+            "env": (await default.exec(["env"])).stdout,
+            "memory": (
+                await default.exec(["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])
+            ).stdout,
+            "pids": (await default.exec(["cat", "/sys/fs/cgroup/pids/pids.max"])).stdout,
+            "socket": (await default.exec(["test", "-e", "/var/run/docker.sock"])).returncode,
+            "motd": await default.read_file("/etc/motd.txt"),
+            "order": list(environments),
+        }
+
+    seen = run(_in_sample(config, body))
+    listener.close()
+    # The peer by name; not the host (the network's gateway address), not the internet.
+    assert seen["reach"].split() == ["open", "blocked", "blocked"]
+    assert "CHALLENGE=one" in seen["env"] and "sk-host-secret" not in seen["env"]
+    # The suite's 256 MB caps the compose file's 4g; its pids limit applies.
+    assert int(seen["memory"]) == 256 << 20 and seen["pids"].strip() == "64"
+    assert seen["socket"] != 0
+    assert seen["motd"] == "copied into the container, never mounted\n"
+    assert seen["order"] == ["default", "peer"]
+
+
+def test_exec_keeps_inspect_s_contract(engine):
+    config = ContainerConfig(
+        file=str(ISOLATION), limits=SandboxSpec(timeout_seconds=2, output_kb=64)
+    )
+
+    async def body(environments):
+        default = environments["default"]
+        await default.write_file("notes/a.txt", "hello")
+        results = {
+            "relative": await default.read_file("/home/notes/a.txt"),
+            "cwd": (await default.exec(["pwd"], cwd="notes")).stdout.strip(),
+            "env": (await default.exec(["sh", "-c", "echo $X"], env={"X": "42"})).stdout.strip(),
+            "input": (await default.exec(["cat"], input="piped")).stdout,
+            "user": (await default.exec(["id", "-un"], user="nobody")).stdout.strip(),
+            "exit": (await default.exec(["sh", "-c", "exit 3"])).returncode,
+        }
+        with pytest.raises(TimeoutError):
+            await default.exec(["sleep", "30"], timeout=1)
+        with pytest.raises(Exception, match="exceeded|limit"):
+            await default.exec(["sh", "-c", "yes | head -c 1000000"])
+        with pytest.raises(FileNotFoundError):
+            await default.read_file("/nope")
+        # A sleep the timeout killed is gone, not left running in the container.
+        results["sleeping"] = (
+            await default.exec(["sh", "-c", "ps -eo comm | grep -c sleep"])
+        ).stdout
+        return results
+
+    seen = run(_in_sample(config, body))
+    assert seen["relative"] == "hello" and seen["cwd"] == "/home/notes"
+    assert (seen["env"], seen["input"], seen["user"], seen["exit"]) == ("42", "piped", "nobody", 3)
+    assert seen["sleeping"].strip() == "0"
+
+
+def test_a_killed_owner_leaves_nothing_behind_once_reaped(engine, tmp_path: Path):
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys, time
+        from eval_pipelines.containers import ContainerConfig
+        from eval_pipelines.containers._environment import ContainerSandboxEnvironment
+        config = ContainerConfig(file={str(ISOLATION)!r})
+        asyncio.run(ContainerSandboxEnvironment.sample_init("t", config, {{}}))
+        print("ready", flush=True)
+        time.sleep(600)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "ready"
+        assert len([x for x in leftovers() if x.startswith("container")]) == 2
+    finally:
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+    from eval_pipelines.containers._engine import client, reap
+
+    engine_client = client()
+    try:
+        assert reap(engine_client) == 4  # two containers, the network, the volume
+    finally:
+        engine_client.close()
+    assert leftovers() == []
+
+
+def test_a_missing_image_is_named_with_how_to_provide_it(engine):
+    spec = TaskSpec(name="t", task="two_service_ctf/task.py@two_service_ctf", sandbox=True)
+    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=TASKS)
+    with pytest.raises(SandboxUnavailableError) as refused:
+        check_isolation(suite, spec, load_task(suite, spec), SandboxBackend())
+    assert "ctf-agent:1.0 (service 'default')" in str(refused.value)
+    assert "docker load -i FILE" in str(refused.value)
+
+
+def test_the_ctf_suite_scores_what_the_model_did(engine, defs, instance):
+    from eval_pipelines.core.partitions import partition_key
+
+    job = defs.resolve_job_def("evaluate")
+    scores = {}
+    for model in ("reference", "idle"):
+        instance.add_dynamic_partitions("models", [model])
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition_key(model, "ctf"), raise_on_error=False
+        )
+        assert result.success
+        tasks = result.output_for_node("evaluation", "task_scores")["tasks"]
+        scores[model] = {t["task"]: t["mean"] for t in tasks}
+        assert all(t["sandbox"].startswith("container (runc): ") for t in tasks)
+        assert leftovers() == []
+    assert scores == {
+        "reference": {"private-service": 1.0, "setuid": 1.0, "files": 1.0},
+        "idle": {"private-service": 0.0, "setuid": 0.0, "files": 0.0},
+    }
+
+
+def test_a_task_on_inspect_s_default_image_names_what_is_missing(engine, tmp_path: Path):
+    (tmp_path / "t.py").write_text(
+        "from inspect_ai import Task, task\n"
+        "from inspect_ai.dataset import Sample\n"
+        "@task\n"
+        "def plain():\n"
+        "    return Task(dataset=[Sample(input='hi')], sandbox='docker')\n"
+    )
+    spec = TaskSpec(name="t", task="t.py@plain", sandbox=True)
+    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=tmp_path)
+    with pytest.raises(SandboxUnavailableError, match="names no compose file or Dockerfile"):
+        check_isolation(suite, spec, load_task(suite, spec), SandboxBackend())
