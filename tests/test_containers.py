@@ -215,6 +215,12 @@ def test_the_ctf_suite_scores_what_the_model_did(engine, defs, instance):
         tasks = result.output_for_node("evaluation", "task_scores")["tasks"]
         scores[model] = {t["task"]: t["mean"] for t in tasks}
         assert all(t["sandbox"].startswith("container (runc): ") for t in tasks)
+        images = {t["task"]: t["images"] for t in tasks}
+        assert list(images["private-service"]) == [
+            "private_service/default",
+            "private_service/victim",
+        ]
+        assert images["setuid"]["setuid_find/default"].split()[1].startswith("sha256:")
         assert leftovers() == []
     assert scores == {
         "reference": {"private-service": 1.0, "setuid": 1.0, "files": 1.0},

@@ -15,6 +15,7 @@ from eval_pipelines.cli import (
     analytics,
     catalog,
     doctor,
+    images,
     incidents,
     leaderboard,
     quarantine,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         incidents,
         schedules,
         analytics,
+        images,
         doctor,
         ui,
     ):

@@ -17,14 +17,25 @@ def add_parser(sub) -> None:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Can this machine run sandboxed tasks? Lists each problem with its fix."""
     from eval_pipelines.sandbox import host_problems
+    from resources.deployments import resources_for
 
     catalog = Catalog.default()
     print_catalog_errors(catalog)
-    problems = host_problems()
+    ready = _report("sandbox (bwrap)", "sandboxed tasks", host_problems())
+    backend = resources_for()["sandbox"]
+    containers = _report(
+        f"container sandbox ({backend.containers})",
+        "tasks with their own images (compose files, Dockerfiles)",
+        backend.container_problems(),
+    )
+    return 0 if ready and containers else 1
+
+
+def _report(name: str, what: str, problems: list[str]) -> bool:
     if not problems:
-        print("sandbox (bwrap): ready: sandboxed tasks can run on this machine")
-        return 0
-    print("sandbox (bwrap): NOT ready, sandboxed tasks will refuse to run:")
+        print(f"{name}: ready: {what} can run on this machine")
+        return True
+    print(f"{name}: NOT ready, {what} will refuse to run:")
     for problem in problems:
         print(f"  - {problem}")
-    return 1
+    return False

@@ -228,6 +228,9 @@ def _run_and_report(
         )
     )
     for t in scores["tasks"]:
+        for service, image in t["images"].items():
+            print(f"  {t['task']}: {service} ran {image}")
+    for t in scores["tasks"]:
         if t["problem"]:
             print(f"{t['task']}: no score: {t['problem']}", file=sys.stderr)
         for error in t["first_errors"]:

@@ -15,7 +15,11 @@ from eval_pipelines.containers._engine import (
     engine_problems,
     missing_images,
 )
-from eval_pipelines.containers._environment import ContainerConfig, ContainerSandboxEnvironment
+from eval_pipelines.containers._environment import (
+    ContainerConfig,
+    ContainerSandboxEnvironment,
+    project_images,
+)
 
 __all__ = [
     "BASE_IMAGE",
@@ -27,4 +31,5 @@ __all__ = [
     "engine_problems",
     "load_project",
     "missing_images",
+    "project_images",
 ]

@@ -253,5 +253,10 @@ def _build_failure(service: Service, error: str, output: list[str]) -> str:
     )
 
 
+def built_images(engine: docker.DockerClient) -> list:
+    """The images the container sandbox built (from tasks' build contexts)."""
+    return engine.images.list(filters={"label": BUILT_LABEL})
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "task"

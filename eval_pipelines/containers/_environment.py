@@ -236,7 +236,7 @@ _projects: dict[str, tuple[Project, dict[str, ServiceImage]]] = {}
 _projects_lock = threading.Lock()
 
 
-def prepared(config: ContainerConfig) -> tuple[Project, dict[str, ServiceImage]]:
+def project_images(config: ContainerConfig) -> tuple[Project, dict[str, ServiceImage]]:
     """The config's project and the image of each service, built once per process."""
     key = config.model_dump_json()
     with _projects_lock:
@@ -271,14 +271,14 @@ class ContainerSandboxEnvironment(SandboxEnvironment):
 
     @classmethod
     async def task_init(cls, task_name: str, config: Any) -> None:
-        await asyncio.to_thread(prepared, _config(config))
+        await asyncio.to_thread(project_images, _config(config))
 
     @classmethod
     async def sample_init(
         cls, task_name: str, config: Any, metadata: dict[str, str]
     ) -> dict[str, SandboxEnvironment]:
         spec = _config(config)
-        project, images = await asyncio.to_thread(prepared, spec)
+        project, images = await asyncio.to_thread(project_images, spec)
         sample = _Sample(spec, project, images)
         try:
             await asyncio.to_thread(sample.create)

@@ -54,6 +54,8 @@ class TaskScore(BaseModel):
     reducer: str | None = None
     sandbox: str | None = None
     """The sandbox its tools ran in, as the platform chose it (None: no sandbox)."""
+    images: dict[str, str] = {}
+    """Container samples: `project/service` -> the image reference and id that ran."""
     problem: str | None = None
     """Why there is no score (no scored samples, no such headline metric)."""
     first_errors: list[str] = []

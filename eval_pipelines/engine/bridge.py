@@ -34,6 +34,7 @@ from eval_pipelines.engine._private import PreviousTask, init_display_type, load
 from eval_pipelines.engine.isolation import (  # noqa: F401
     SandboxUnavailableError,
     check_isolation,
+    container_images,
     run_sandbox,
 )
 
@@ -274,6 +275,7 @@ def task_score(
     *,
     headline: str | None = None,
     sandbox: str | None = None,
+    images: dict[str, str] | None = None,
 ) -> TaskScore:
     """The task's score as Inspect computed it: every metric, and the headline one as `mean`
     with its `stderr` metric (where the task computes one) and the normal 95% CI from it.
@@ -308,6 +310,7 @@ def task_score(
         epochs=log.eval.config.epochs,
         reducer=", ".join(log.eval.config.epochs_reducer or []) or None,
         sandbox=sandbox,
+        images=images or {},
         problem=problem,
         first_errors=[f"{r.sample_id} (epoch {r.epoch}): {r.error}" for r in rows if r.error][
             :FIRST_ERRORS

@@ -158,3 +158,19 @@ def _listed(items: Iterable[str], shown: int = 3) -> str:
     unique = list(dict.fromkeys(items))
     more = f"; and {len(unique) - shown} more" if len(unique) > shown else ""
     return "; ".join(unique[:shown]) + more
+
+
+def container_images(task: Task) -> dict[str, str]:
+    """The image id of every service the task's container samples ran, keyed by project
+    folder and service: with the results, a number says exactly what ran."""
+    from eval_pipelines.containers import ContainerConfig, project_images
+
+    specs = [task.sandbox, *(sample.sandbox for sample in task.dataset)]
+    configs = {s.config.model_dump_json(): s.config for s in specs if s is not None}
+    images = {}
+    for config in configs.values():
+        if isinstance(config, ContainerConfig):
+            folder = Path(config.file).parent.name
+            for image in project_images(config)[1].values():
+                images[f"{folder}/{image.service}"] = f"{image.reference} {image.digest}"
+    return dict(sorted(images.items()))

@@ -175,6 +175,7 @@ def evaluate_task(
         runs_in,
         reused=False,
         reused_samples=reused,
+        images=inspect_bridge.container_images(task),
     )
 
 
@@ -208,9 +209,12 @@ def _task_result(
     *,
     reused: bool,
     reused_samples: int = 0,
+    images: dict[str, str] | None = None,
 ) -> TaskRunResult:
     rows = inspect_bridge.sample_rows(spec.name, log, spec.headline)
-    score = inspect_bridge.task_score(spec.name, log, rows, headline=spec.headline, sandbox=sandbox)
+    score = inspect_bridge.task_score(
+        spec.name, log, rows, headline=spec.headline, sandbox=sandbox, images=images
+    )
     logger = get_dagster_logger()
     if score.mean is not None:
         logger.info(
