@@ -3,6 +3,7 @@ their images, services and users, isolated (no egress, no host paths or environm
 from the suite), and leave nothing behind, whatever ends them."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,48 @@ def test_a_task_on_inspect_s_default_image_names_what_is_missing(engine, tmp_pat
     suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=tmp_path)
     with pytest.raises(SandboxUnavailableError, match="names no compose file or Dockerfile"):
         check_isolation(suite, spec, load_task(suite, spec), SandboxBackend())
+
+
+def test_a_stopped_sample_leaves_no_container_behind(engine, tmp_path: Path):
+    """A stop cancels Inspect's work (`eval_pipelines.execution.stopping`): the sample's
+    containers, mid-call, are gone within seconds, the call's process with them."""
+    from eval_pipelines.catalog.specs import ModelSpec, UsageLimits
+    from eval_pipelines.engine.bridge import resolve_model, run_sandbox, run_task
+
+    spec = TaskSpec(name="t", task="long_exec/task.py@long_exec", sandbox={"timeout_seconds": 900})
+    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=TASKS)
+    task = load_task(suite, spec)
+    backend = SandboxBackend()
+    check_isolation(suite, spec, task, backend)
+
+    async def stop_mid_call() -> float:
+        work = asyncio.ensure_future(
+            run_task(
+                task,
+                resolve_model(ModelSpec(id="idle", model="scripted/idle")),
+                spec,
+                UsageLimits(),
+                tmp_path,
+                sandbox=run_sandbox(task, spec, backend),
+            )
+        )
+        for _ in range(600):
+            if any("sleep 600" in p for p in _processes()):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the call never started: {leftovers()}")
+        stopped = time.monotonic()
+        work.cancel()
+        # Inspect ends a cancelled eval without a log: the bridge says so.
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await work
+        return time.monotonic() - stopped
+
+    elapsed = run(stop_mid_call())
+    assert leftovers() == [] and not any("sleep 600" in p for p in _processes())
+    assert elapsed < 15, elapsed
+
+
+def _processes() -> list[str]:
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()

@@ -45,7 +45,7 @@ def test_a_sandbox_made_while_its_sample_is_cancelled_is_destroyed():
     import threading
     import time
 
-    from eval_pipelines.sandbox._environment import _made_in_thread
+    from eval_pipelines.core.threads import made_in_thread
 
     destroyed: list[object] = []
     made = threading.Event()
@@ -56,7 +56,7 @@ def test_a_sandbox_made_while_its_sample_is_cancelled_is_destroyed():
         return "sandbox"
 
     async def main():
-        waiter = asyncio.ensure_future(_made_in_thread(make, destroyed.append))
+        waiter = asyncio.ensure_future(made_in_thread(make, destroyed.append))
         await asyncio.sleep(0.1)
         waiter.cancel()
         try:
@@ -73,10 +73,10 @@ def test_a_sandbox_made_while_its_sample_is_cancelled_is_destroyed():
 def test_a_sandbox_made_without_cancel_is_handed_over():
     import asyncio
 
-    from eval_pipelines.sandbox._environment import _made_in_thread
+    from eval_pipelines.core.threads import made_in_thread
 
     destroyed: list[object] = []
-    assert asyncio.run(_made_in_thread(lambda: "sandbox", destroyed.append)) == "sandbox"
+    assert asyncio.run(made_in_thread(lambda: "sandbox", destroyed.append)) == "sandbox"
     assert destroyed == []
 
 

@@ -51,6 +51,7 @@ from eval_pipelines.containers._engine import (
     reap,
     service_image,
 )
+from eval_pipelines.core.threads import made_in_thread
 
 Runtime = Literal["runc", "runsc"]
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
@@ -70,7 +71,8 @@ class ContainerConfig(BaseModel, frozen=True):
 
 
 class _Sample:
-    """One sample's containers, network and volumes; `destroy` removes them all."""
+    """One sample's containers, network and volumes, made on construction (blocking: on a
+    worker thread); `destroy` removes them all."""
 
     def __init__(self, config: ContainerConfig, project: Project, images: dict[str, ServiceImage]):
         self.config, self.project, self.images = config, project, images
@@ -80,8 +82,13 @@ class _Sample:
         self.containers: dict[str, Any] = {}
         self.network: Any = None
         self.volumes: list[Any] = []
+        try:
+            self._create()
+        except BaseException:
+            self.destroy()
+            raise
 
-    def create(self) -> None:
+    def _create(self) -> None:
         self.network = self.engine.networks.create(
             f"eval-{self.token}", driver="bridge", internal=True, labels=self.labels
         )
@@ -279,12 +286,7 @@ class ContainerSandboxEnvironment(SandboxEnvironment):
     ) -> dict[str, SandboxEnvironment]:
         spec = _config(config)
         project, images = await asyncio.to_thread(project_images, spec)
-        sample = _Sample(spec, project, images)
-        try:
-            await asyncio.to_thread(sample.create)
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(sample.destroy))
-            raise
+        sample = await made_in_thread(lambda: _Sample(spec, project, images), _Sample.destroy)
         return {s.name: cls(sample, s.name) for s in project.services}
 
     @classmethod

@@ -11,13 +11,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 from inspect_ai.util import (
     ExecResult,
@@ -31,6 +29,7 @@ from inspect_ai.util import (
 
 from eval_pipelines.catalog.specs import SandboxSpec
 from eval_pipelines.core.processes import start_time as _start_time
+from eval_pipelines.core.threads import made_in_thread
 from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup, remove_cgroup
 from eval_pipelines.sandbox._command import (
     SAFE_PATH,
@@ -66,41 +65,6 @@ ETC_FILES = {
 }
 _WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
-
-
-T = TypeVar("T")
-
-
-async def _made_in_thread(make: Callable[[], T], destroy: Callable[[T], None]) -> T:
-    """`make()` on a worker thread, and nothing leaked if this coroutine is cancelled meanwhile.
-
-    A cancelled `asyncio.to_thread` stops waiting but not the thread: the sandbox (or network
-    namespace) it goes on to make would have no owner left to destroy it (a stopped run left
-    such sandboxes behind). Whoever comes second, the thread or the cancelled waiter,
-    destroys it.
-    """
-    lock = threading.Lock()
-    state: dict[str, Any] = {"cancelled": False, "made": None}
-
-    def run() -> T | None:
-        made = make()
-        with lock:
-            if state["cancelled"]:
-                destroy(made)
-                return None
-            state["made"] = made
-        return made
-
-    task = asyncio.ensure_future(asyncio.to_thread(run))
-    try:
-        return await asyncio.shield(task)  # type: ignore[return-value]
-    except asyncio.CancelledError:
-        with lock:
-            state["cancelled"] = True
-            made = state["made"]
-        if made is not None:
-            destroy(made)
-        raise
 
 
 @dataclass
@@ -204,7 +168,7 @@ class _Sandbox:
         """Run argv in the sandbox, watched (see _watch.py); kill everything on timeout,
         output flood or a monitor's stop."""
         assert self.cgroup is not None
-        trap = await _made_in_thread(NetworkTrap, NetworkTrap.close)
+        trap = await made_in_thread(NetworkTrap, NetworkTrap.close)
         with contextlib.closing(trap):
             seccomp_fd = filter_fd()
             etc_fds = {
@@ -427,7 +391,7 @@ class BwrapSandboxEnvironment(SandboxEnvironment):
         cls, task_name: str, config: Any, metadata: dict[str, str]
     ) -> dict[str, SandboxEnvironment]:
         require_host()
-        sandbox = await _made_in_thread(lambda: _Sandbox(_spec(config)), _Sandbox.destroy)
+        sandbox = await made_in_thread(lambda: _Sandbox(_spec(config)), _Sandbox.destroy)
         return {"default": cls(sandbox)}
 
     @classmethod
