@@ -230,16 +230,9 @@ def test_the_ctf_suite_scores_what_the_model_did(engine, defs, instance):
     }
 
 
-def test_a_task_on_inspect_s_default_image_names_what_is_missing(engine, tmp_path: Path):
-    (tmp_path / "t.py").write_text(
-        "from inspect_ai import Task, task\n"
-        "from inspect_ai.dataset import Sample\n"
-        "@task\n"
-        "def plain():\n"
-        "    return Task(dataset=[Sample(input='hi')], sandbox='docker')\n"
-    )
-    spec = TaskSpec(name="t", task="t.py@plain", sandbox=True)
-    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=tmp_path)
+def test_a_task_on_inspect_s_default_image_names_what_is_missing(engine):
+    spec = TaskSpec(name="t", task="default_image/task.py@default_image", sandbox=True)
+    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=TASKS)
     with pytest.raises(SandboxUnavailableError, match="names no compose file or Dockerfile"):
         check_isolation(suite, spec, load_task(suite, spec), SandboxBackend())
 

@@ -68,16 +68,9 @@ def test_a_dockerfile_task_needs_its_image():
         check_isolation(suite, spec, load_task(suite, spec), BWRAP)
 
 
-def test_a_task_on_inspect_s_default_image_may_run_in_bwrap_by_choice_and_says_so(tmp_path: Path):
-    (tmp_path / "t.py").write_text(
-        "from inspect_ai import Task, task\n"
-        "from inspect_ai.dataset import Sample\n"
-        "@task\n"
-        "def plain():\n"
-        "    return Task(dataset=[Sample(input='hi', sandbox='docker')])\n"
-    )
-    spec = TaskSpec(name="t", task="t.py@plain", sandbox=True)
-    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=tmp_path)
+def test_a_task_on_inspect_s_default_image_may_run_in_bwrap_by_choice_and_says_so():
+    spec = TaskSpec(name="t", task="default_image/task.py@default_image", sandbox=True)
+    suite = SuiteSpec(name="s", version="1", tasks=[spec], source_dir=TASKS)
     task = load_task(suite, spec)
     with pytest.raises(SandboxUnavailableError, match="declares Inspect's 'docker' sandbox"):
         check_isolation(suite, spec, task, BWRAP)
