@@ -152,7 +152,13 @@ def test_suites_check_says_where_each_task_s_tools_run(tmp_path: Path):
         f"  - {{name: ctf, task: {tasks}/two_service_ctf/task.py@two_service_ctf, sandbox: true}}\n"
         "  - {name: agent, task: eval_pipelines/agentic_smoke, sandbox: true}\n",
     )
-    result = evalctl(tmp_path, "suites", "--check", env={"EVAL_SUITE_PATH": str(suites)})
+    # Containers off: the refusal a deployment without the container sandbox gives.
+    result = evalctl(
+        tmp_path,
+        "suites",
+        "--check",
+        env={"EVAL_SUITE_PATH": str(suites), "EVAL_CONTAINER_RUNTIME": "off"},
+    )
     assert result.returncode == 1, result.stdout
     assert re.search(r"third-party +ctf +REFUSED", result.stdout)
     assert re.search(r"third-party +agent +bwrap", result.stdout)

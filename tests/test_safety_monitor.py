@@ -23,6 +23,7 @@ from eval_pipelines.safety.incidents import load_incident
 from resources.artifact_store import LocalArtifactStore
 from resources.deployments import resources_for
 from tests.conftest import write_suite
+from tests.container_support import require_container_engine
 from tests.sandbox_support import require_sandbox_host
 
 
@@ -123,11 +124,12 @@ def unmonitored_scores(suite, model_id: str, sample_limit: int, log_dir) -> dict
     model = inspect_bridge.resolve_model(catalog.model(model_id))
     scores = {}
     for spec in suite.tasks:
+        task = inspect_bridge.load_task(suite, spec)
         log = asyncio.run(
             inspect_bridge.run_task(
-                inspect_bridge.load_task(suite, spec), model, spec, suite.task_limits(spec),
+                task, model, spec, suite.task_limits(spec),
                 log_dir / spec.name,
-                sandbox=sandbox.environment(spec.sandbox) if spec.sandbox else None,
+                sandbox=inspect_bridge.run_sandbox(task, spec, sandbox),
                 sample_limit=sample_limit,
             )
         )  # fmt: skip
@@ -136,6 +138,8 @@ def unmonitored_scores(suite, model_id: str, sample_limit: int, log_dir) -> dict
     return scores
 
 
+# With the container tests: their leftover checks would see this test's ctf containers.
+@pytest.mark.xdist_group("containers")
 @pytest.mark.parametrize("model", ["reference", "weak"])
 def test_honest_models_raise_no_incident_on_any_shipped_suite_and_score_the_same(
     instance, dagster_home, tmp_path, model
@@ -143,6 +147,7 @@ def test_honest_models_raise_no_incident_on_any_shipped_suite_and_score_the_same
     """No false positives on honest work, and the monitor changes no score: every shipped
     suite, a few samples per task, monitored (the evaluate job) and unmonitored."""
     require_sandbox_host()
+    require_container_engine()  # the ctf suite's tasks run in containers
     instance.add_dynamic_partitions("models", [model])
     job = build_definitions().resolve_job_def("evaluate")
     limit = 4

@@ -21,7 +21,7 @@ def test_adds_a_partition_per_catalog_model_then_skips(defs, dagster_home):
         result = tick(defs, instance)
         [request] = result.dynamic_partitions_requests
         assert request.partitions_def_name == model_partitions.name
-        assert set(request.partition_keys) == {"reference", "weak", "red-team"}
+        assert set(request.partition_keys) == {"reference", "weak", "red-team", "idle"}
         instance.add_dynamic_partitions(model_partitions.name, list(request.partition_keys))
         again = tick(defs, instance)
         assert not again.dynamic_partitions_requests

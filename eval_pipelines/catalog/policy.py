@@ -25,6 +25,9 @@ BASELINE_PATH = Path(__file__).resolve().parent / "safety" / "baseline.yaml"
 
 Watch = Literal["tool_call", "tool_output", "model_output", "sandbox_event"]
 Counter = Literal["memory_bytes", "pids", "cpu_seconds"]
+# Where a task's tools run: `bwrap` has no network at all; a `container` sample has its
+# services on a private network (and nothing beyond it).
+SandboxKind = Literal["bwrap", "container"]
 # Weakest first: a suite may only move a baseline rule to the right.
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 ACTIONS: tuple[Action, ...] = ("record", "block_call", "stop_sample", "stop_evaluation")
@@ -38,10 +41,12 @@ class RuleMatch(Spec):
     - `regex`: searched in the call's arguments, the tool's output, the model's output text,
       or a sandbox event's details as JSON;
     - `event`: the sandbox event kind (sandbox_event);
-    - `counter` + `threshold`: a counter of the event's details at or above the threshold.
+    - `counter` + `threshold`: a counter of the event's details at or above the threshold;
+    - `sandboxes`: the kinds of sandbox the task's tools run in (`bwrap`, `container`).
     """
 
     tools: tuple[str, ...] = ()
+    sandboxes: tuple[SandboxKind, ...] = ()
     regex: str | None = None
     event: SandboxEventKind | None = None
     counter: Counter | None = None
@@ -102,9 +107,12 @@ class SafetyRule(Spec):
                 raise ValueError(f"{where}: `match.tools` does not apply to model output")
         return self
 
-    def matches_text(self, tool: str | None, text: str) -> bool:
-        """A tool call, tool output or model output hit (`tool` is None for model output)."""
+    def matches_text(self, tool: str | None, text: str, sandbox: str | None = None) -> bool:
+        """A tool call, tool output or model output hit (`tool` is None for model output),
+        in a task whose tools run in `sandbox` (a `SandboxKind`, None: no sandbox)."""
         if self.match.tools and tool not in self.match.tools:
+            return False
+        if self.match.sandboxes and sandbox not in self.match.sandboxes:
             return False
         return self.match.regex is None or re.search(self.match.regex, text) is not None
 

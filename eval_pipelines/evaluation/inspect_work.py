@@ -99,7 +99,13 @@ def evaluate_task(
         monitor = SafetyMonitor(
             suite.safety.policy(),
             MonitorScope(
-                context.run_id, evaluation.partition, evaluation.model.id, suite.name, spec.name
+                context.run_id,
+                evaluation.partition,
+                evaluation.model.id,
+                suite.name,
+                spec.name,
+                # "bwrap", "container": the first word of what check_isolation chose.
+                sandbox=runs_in.split()[0] if runs_in else None,
             ),
             context.instance,
             artifacts,

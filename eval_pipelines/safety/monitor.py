@@ -59,6 +59,8 @@ class MonitorScope:
     model_id: str
     suite: str
     task: str
+    sandbox: str | None = None
+    """The kind of sandbox the task's tools run in (`bwrap`, `container`; None: none)."""
 
 
 class RunControl(Protocol):
@@ -168,7 +170,11 @@ class SafetyMonitor:
     async def _approve(self, message, call, view, history) -> Approval:
         text = _call_text(call.arguments)
         evidence = {"tool": call.function, "arguments": _excerpt(text)}
-        hits = [r for r in self.policy.watching("tool_call") if r.matches_text(call.function, text)]
+        hits = [
+            r
+            for r in self.policy.watching("tool_call")
+            if r.matches_text(call.function, text, self.scope.sandbox)
+        ]
         self._audit("tool_call", rules=[r.id for r in hits], **evidence)
         for rule in hits:
             self._act(rule, f"tool call {call.function} matched", evidence)
@@ -183,7 +189,9 @@ class SafetyMonitor:
         text = result.text
         evidence = {"tool": call.function, "output": _excerpt(text)}
         hits = [
-            r for r in self.policy.watching("tool_output") if r.matches_text(call.function, text)
+            r
+            for r in self.policy.watching("tool_output")
+            if r.matches_text(call.function, text, self.scope.sandbox)
         ]
         self._audit("tool_output", rules=[r.id for r in hits], **evidence)
         for rule in hits:
@@ -197,7 +205,11 @@ class SafetyMonitor:
             start = self._checked.get(sample_uuid, 0)
             self._checked[sample_uuid] = max(start, len(outputs))
         for text in outputs[start:]:
-            hits = [r for r in self.policy.watching("model_output") if r.matches_text(None, text)]
+            hits = [
+                r
+                for r in self.policy.watching("model_output")
+                if r.matches_text(None, text, self.scope.sandbox)
+            ]
             self._audit("model_output", rules=[r.id for r in hits], output=_excerpt(text))
             for rule in hits:
                 self._act(rule, "model output matched", {"output": _excerpt(text)})
