@@ -62,6 +62,12 @@ def publish_results(
         "tasks": score_rows,
     }
     prefix = f"results/model={model.id}/suite={suite.name}/{evaluation.run_id}"
+    # What ran, for container tasks: every service's image id.
+    images = [
+        {"task": t["task"], "service": service, "image": image}
+        for t in score_rows
+        for service, image in t["images"].items()
+    ]
 
     errored = sum(r["error"] is not None for r in rows)
     outputs = {
@@ -122,6 +128,15 @@ def publish_results(
                             "problem",
                         ],
                     )
+                ),
+                **(
+                    {
+                        "images": MetadataValue.md(
+                            markdown_table(images, ["task", "service", "image"])
+                        )
+                    }
+                    if images
+                    else {}
                 ),
                 "limited": scores["limited"],
                 "overrides": ", ".join(f"{k}={v}" for k, v in overrides.items() if v) or "-",
