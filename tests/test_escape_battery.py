@@ -127,7 +127,13 @@ def test_every_baseline_rule_is_hit_by_the_red_team(battery):
     (limit hits, network attempts, process spikes) through the sandbox's kernel-level watch,
     which publishes them on the event bus."""
     _, rules, _ = battery
-    every = {r.id for r in baseline_policy().rules}
+    # The battery runs in bwrap: rules for other sandboxes are tested where those run
+    # (network-egress: tests/test_containers.py).
+    every = {
+        r.id
+        for r in baseline_policy().rules
+        if not r.match.sandboxes or "bwrap" in r.match.sandboxes
+    }
     assert every <= rules, f"never triggered: {sorted(every - rules)}"
 
 

