@@ -50,7 +50,10 @@ if [ ! -e "$CONFIG" ]; then
 JSON
 fi
 # Own session: the engine outlives this script and ignores the caller's terminal signals.
-setsid dockerd -H "unix://$SOCKET" >>"$LOG" 2>&1 </dev/null &
+# A clean environment: the engine must not keep the caller's (a TMPDIR that a test session
+# removes later broke every gVisor container; API keys have no business there either).
+setsid env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  dockerd -H "unix://$SOCKET" >>"$LOG" 2>&1 </dev/null &
 for _ in $(seq 1 120); do
   if answers; then
     guard_host

@@ -280,3 +280,13 @@ def test_a_stopped_sample_leaves_no_container_behind(engine, tmp_path: Path):
 
 def _processes() -> list[str]:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+
+
+def test_the_engine_keeps_nothing_of_the_environment_it_was_started_from(engine):
+    """The tests start the engine with a session TMPDIR that is removed at the end (which
+    broke every later gVisor container), and a user's shell may hold API keys."""
+    pid = subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True).stdout
+    environ = Path(f"/proc/{pid.strip()}/environ").read_bytes().split(b"\0")
+    names = {item.split(b"=", 1)[0].decode() for item in environ if item}
+    assert "TMPDIR" not in names
+    assert not [n for n in names if any(s in n for s in ("API_KEY", "SECRET", "TOKEN"))]
