@@ -171,9 +171,10 @@ async def main(args: argparse.Namespace) -> None:
             print(f"   {runtime:<6} {file.parent.name:<22} {percentiles(times)}")
     print("\n3. exec `true` (ms)        p50      p99")
     for runtime in args.runtimes:
-        print(
-            f"   container {runtime:<6} {percentiles(await container_exec(runtime, args.exec_runs))}"
-        )
+        ours = await container_exec(runtime, args.exec_runs)
+        floor = await engine_floor(runtime, args.exec_runs)
+        print(f"   container {runtime:<6} {percentiles(ours)}")
+        print(f"   engine alone {runtime:<3} {percentiles(floor)}")
     print(f"   bwrap            {percentiles(await bwrap_exec(args.exec_runs))}")
     print()
     await live(args.live)
