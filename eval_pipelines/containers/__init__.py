@@ -8,7 +8,13 @@ container engine, or an image it cannot find or build offline, a sample errors w
 Layer 3, beside `sandbox` (bwrap). May import: `core`, `catalog`.
 """
 
-from eval_pipelines.containers._compose import ComposeError, Project, load_project
+from eval_pipelines.containers._compose import (
+    COMPOSE_FILES,
+    DOCKERFILE,
+    ComposeError,
+    Project,
+    load_project,
+)
 from eval_pipelines.containers._engine import (
     BASE_IMAGE,
     EngineError,
@@ -23,6 +29,8 @@ from eval_pipelines.containers._environment import (
 
 __all__ = [
     "BASE_IMAGE",
+    "COMPOSE_FILES",
+    "DOCKERFILE",
     "ComposeError",
     "ContainerConfig",
     "ContainerSandboxEnvironment",

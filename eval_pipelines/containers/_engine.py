@@ -12,7 +12,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +103,12 @@ def host_guard_problem(subnet: str) -> str | None:
     return None
 
 
-def missing_images(project: Project) -> list[str]:
-    """The `image:`s of a project (without a `build:`) that the engine's store lacks."""
+def missing_images(projects: Iterable[Project]) -> list[str]:
+    """The `image:`s of the projects (without a `build:`) that the engine's store lacks."""
     engine = client()
     try:
         missing = []
-        for service in project.services:
+        for service in (s for project in projects for s in project.services):
             if service.build is None:
                 try:
                     engine.images.get(service.image)
@@ -171,15 +171,16 @@ def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage
     """The image a service runs: its `image` from the local store, or its `build`, built
     offline once per content (context, Dockerfile, args)."""
     if service.build is not None:
-        tag = f"{BUILT_REPOSITORY}/{_slug(service.build.context.name)}:{build_key(service.build)}"
+        key = build_key(service.build)  # reads the whole context: once
+        tag = f"{BUILT_REPOSITORY}/{_slug(service.build.context.name)}:{key}"
         if service.image is not None:
             tag = service.image if ":" in service.image else f"{service.image}:latest"
         try:
             image = engine.images.get(tag)
-            if image.labels.get(BUILT_LABEL) != build_key(service.build):
+            if image.labels.get(BUILT_LABEL) != key:
                 raise ImageNotFound(tag)
         except ImageNotFound:
-            image = _build(engine, service, tag)
+            image = _build(engine, service, tag, key)
         return ServiceImage(service.name, tag, image.id)
     try:
         image = engine.images.get(service.image)
@@ -210,7 +211,7 @@ def _files(folder: Path) -> Iterator[Path]:
             yield path
 
 
-def _build(engine: docker.DockerClient, service: Service, tag: str):
+def _build(engine: docker.DockerClient, service: Service, tag: str, key: str):
     build = service.build
     assert build is not None
     output: list[str] = []
@@ -225,7 +226,7 @@ def _build(engine: docker.DockerClient, service: Service, tag: str):
             forcerm=True,
             pull=False,
             network_mode="none",
-            labels={BUILT_LABEL: build_key(build)},
+            labels={BUILT_LABEL: key},
             decode=True,
         )
         for chunk in stream:

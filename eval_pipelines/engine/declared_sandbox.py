@@ -22,6 +22,7 @@ from inspect_ai.util import (
     parse_compose_yaml,
 )
 
+from eval_pipelines.containers import COMPOSE_FILES, DOCKERFILE
 from eval_pipelines.engine._private import task_run_dir
 
 # What Inspect's docker sandbox runs when a task gives no compose file or Dockerfile.
@@ -29,7 +30,6 @@ INSPECT_DEFAULT_IMAGE = "aisiuk/inspect-tool-support"
 # Stock images a task uses only for a shell and Python, which bwrap's host tools give too;
 # anything else (or anything built) may carry files the task and its scorer depend on.
 _GENERIC_IMAGES = ("aisiuk/inspect-tool-support", "python", "debian", "ubuntu")
-_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 # Sandboxes whose tools run on the host's own files: bwrap gives them at least as much.
 _HOST_TYPES = frozenset({"local"})
 
@@ -56,13 +56,16 @@ class DeclaredSandbox:
 
 def declared_sandboxes(task: Task) -> list[DeclaredSandbox]:
     """Every distinct sandbox the task and its samples declare, in the order first seen."""
+    # Each distinct declaration once: thousands of samples may share one compose file.
     specs = [task.sandbox, *(sample.sandbox for sample in task.dataset)]
+    distinct = {spec_key(s): s for s in specs if s is not None}
     run_dir = Path(task_run_dir(task))
-    found: dict[DeclaredSandbox, None] = {}
-    for spec in specs:
-        if spec is not None:
-            found.setdefault(declared_sandbox(spec, run_dir))
-    return list(found)
+    return list(dict.fromkeys(declared_sandbox(s, run_dir) for s in distinct.values()))
+
+
+def spec_key(spec: SandboxEnvironmentSpec) -> tuple[str, str]:
+    """A sandbox declaration as a dict key (its config may be an unhashable model)."""
+    return spec.type, repr(spec.config)
 
 
 def declared_sandbox(spec: SandboxEnvironmentSpec, run_dir: Path) -> DeclaredSandbox:
@@ -77,7 +80,7 @@ def declared_sandbox(spec: SandboxEnvironmentSpec, run_dir: Path) -> DeclaredSan
     if config is not None:
         return DeclaredSandbox(spec.type, f"a {type(config).__name__} config", ("its config",))
     # No config: Inspect looks in the task's folder for a compose file, then a Dockerfile.
-    for name in (*_COMPOSE_FILES, "Dockerfile"):
+    for name in (*COMPOSE_FILES, DOCKERFILE):
         if (run_dir / name).is_file():
             return _from_file(spec.type, (run_dir / name).resolve())
     return DeclaredSandbox(spec.type, f"Inspect's default image {INSPECT_DEFAULT_IMAGE}")

@@ -21,6 +21,7 @@ from eval_pipelines.engine.declared_sandbox import (
     DeclaredSandbox,
     declared_sandbox,
     declared_sandboxes,
+    spec_key,
 )
 from resources.sandbox import SandboxBackend
 
@@ -91,7 +92,7 @@ def _check_containers(where: str, declared: list[DeclaredSandbox], backend: Sand
             + "\nIf the task needs nothing from its image, `sandbox: {replace_declared: true}` "
             f"runs it in '{backend.backend}' instead, by the suite's choice (its results say so)."
         )
-    missing = []
+    projects = []
     for sandbox in declared:
         if sandbox.file is None:
             raise SandboxUnavailableError(
@@ -99,9 +100,10 @@ def _check_containers(where: str, declared: list[DeclaredSandbox], backend: Sand
                 "container sandbox runs a task's own files only"
             )
         try:
-            missing += missing_images(load_project(sandbox.file))
+            projects.append(load_project(sandbox.file))
         except ComposeError as exc:
             raise SpecError(f"{where}: {exc}") from exc
+    missing = missing_images(projects)
     if missing:
         raise SandboxUnavailableError(
             f"{where}: images not in the engine's store, and no registry is reachable: "
@@ -132,13 +134,20 @@ def _to_containers(task: Task, limits: SandboxSpec, runtime: str) -> None:
     from eval_pipelines.containers import ContainerConfig
 
     run_dir = Path(task_run_dir(task))
+    # Samples mostly share a few declarations (one per challenge): resolve each once.
+    rewrites: dict[tuple[str, str], SandboxEnvironmentSpec] = {}
 
-    def rewritten(declared: SandboxEnvironmentSpec | None) -> SandboxEnvironmentSpec | None:
-        if declared is None or declared_sandbox(declared, run_dir).on_host:
-            return declared
-        file = declared_sandbox(declared, run_dir).file
-        config = ContainerConfig(file=str(file), limits=limits, runtime=runtime)
-        return SandboxEnvironmentSpec("container", config)
+    def rewritten(spec: SandboxEnvironmentSpec | None) -> SandboxEnvironmentSpec | None:
+        if spec is None:
+            return None
+        key = spec_key(spec)
+        if key not in rewrites:
+            declared = declared_sandbox(spec, run_dir)
+            config = ContainerConfig(file=str(declared.file), limits=limits, runtime=runtime)
+            rewrites[key] = (
+                spec if declared.on_host else SandboxEnvironmentSpec("container", config)
+            )
+        return rewrites[key]
 
     task.sandbox = rewritten(task.sandbox)
     for sample in task.dataset:
