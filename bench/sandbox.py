@@ -46,9 +46,9 @@ from inspect_ai.util import ExecResult, SandboxEnvironment
 
 from eval_pipelines.catalog.specs import SandboxSpec
 from eval_pipelines.sandbox import BwrapSandboxEnvironment, host_problems
-from eval_pipelines.sandbox._cgroups import Cgroup
 from eval_pipelines.sandbox._command import SAFE_PATH
 from eval_pipelines.sandbox._environment import HOST_UID_RANGE
+from eval_pipelines.watch import Cgroup
 
 TASK = "bench"
 SMALL_SPEC = SandboxSpec(memory_mb=128, disk_mb=16)

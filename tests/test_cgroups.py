@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eval_pipelines.sandbox._cgroups import (
+from eval_pipelines.watch._cgroups import (
     V2_SANDBOX_ROOT,
     CgroupLimits,
     CgroupUnavailableError,

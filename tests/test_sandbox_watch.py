@@ -91,11 +91,17 @@ def test_hidden_network_attempts_are_seen_at_the_kernel_boundary(sandbox, bus):
 
 
 def test_dns_lookups_are_attempts_too(sandbox, bus):
-    result = sandbox.sh("getent hosts example.com; echo rc=$?")
+    started = time.monotonic()
+    result = sandbox.sh("getent hosts exfil-7f3a.example.com; echo rc=$?")
     assert "rc=2" in result.stdout
-    assert {"destination": "198.18.0.53", "port": 53, "protocol": "udp"} in of(
-        bus, "network_attempt"
-    )
+    assert time.monotonic() - started < 5, "refused at once, not left to time out"
+    # The name asked for is part of the report: a lookup is itself a way to send data out.
+    assert {
+        "destination": "198.18.0.53",
+        "port": 53,
+        "protocol": "udp",
+        "query": "exfil-7f3a.example.com",
+    } in of(bus, "network_attempt")
 
 
 def test_counters_are_sampled_at_10_hz_or_more(sandbox, bus):

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval_pipelines.sandbox._network import enter_command
+from eval_pipelines.watch import enter_command
 
 SANDBOX_UID = 1000
 WORK_DIR = "/work"

@@ -30,7 +30,6 @@ from inspect_ai.util import (
 from eval_pipelines.catalog.specs import SandboxSpec
 from eval_pipelines.core.processes import start_time as _start_time
 from eval_pipelines.core.threads import made_in_thread
-from eval_pipelines.sandbox._cgroups import Cgroup, CgroupLimits, create_cgroup, remove_cgroup
 from eval_pipelines.sandbox._command import (
     SAFE_PATH,
     SANDBOX_UID,
@@ -40,9 +39,16 @@ from eval_pipelines.sandbox._command import (
     memory_file,
 )
 from eval_pipelines.sandbox._host import SandboxSetupError, bwrap_path, require_host
-from eval_pipelines.sandbox._network import RESOLV_CONF, NetworkTrap
 from eval_pipelines.sandbox._seccomp import filter_fd
-from eval_pipelines.sandbox._watch import CallWatch
+from eval_pipelines.watch import (
+    RESOLV_CONF,
+    CallWatch,
+    Cgroup,
+    CgroupLimits,
+    NetworkTrap,
+    create_cgroup,
+    remove_cgroup,
+)
 
 MB = 1 << 20
 # The exec wrapper (sh/prlimit/setpriv/bwrap and bwrap's init) counts against pids.max.
@@ -192,7 +198,7 @@ class _Sandbox:
             watch = CallWatch(
                 self.root.name,
                 self.cgroup,
-                trap,
+                trap.read,
                 self.spec.memory_mb * MB,
                 self.spec.pids + WRAPPER_PROCESSES,
                 kill=lambda: self._kill_sandboxed(process),
@@ -260,7 +266,9 @@ class _Sandbox:
                     ),
                 )
             self._check_exit(watch, returncode, stderr)
-            return _Run(returncode, stdout, stderr, self._notes(watch))
+            return _Run(
+                returncode, stdout, stderr, watch.notes(self.spec.memory_mb, self.spec.pids)
+            )
 
     def _check_exit(self, watch: CallWatch, returncode: int, stderr: bytes) -> None:
         """Limits only the exit shows: per-process CPU time (SIGXCPU, then SIGKILL at the
@@ -302,17 +310,6 @@ class _Sandbox:
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
         self.cgroup.kill_all()
-
-    def _notes(self, watch: CallWatch) -> list[str]:
-        """Limits hit during the exec, so blocked attempts show in the transcript."""
-        notes = []
-        if "memory" in watch.limits_hit:
-            notes.append(
-                f"[sandbox] memory limit ({self.spec.memory_mb} MB) reached: process killed"
-            )
-        if "pids" in watch.limits_hit:
-            notes.append(f"[sandbox] process limit ({self.spec.pids}) reached: fork refused")
-        return notes
 
 
 OWNER_FILE = "owner.json"

@@ -7,10 +7,16 @@ import shutil
 import subprocess
 from functools import cache
 
-from eval_pipelines.sandbox._cgroups import CgroupLimits, CgroupUnavailableError, create_cgroup
 from eval_pipelines.sandbox._command import PRLIMIT, SETPRIV
-from eval_pipelines.sandbox._network import IP, NSENTER, TUN_DEVICE
 from eval_pipelines.sandbox._seccomp import SeccompUnavailableError, filter_bpf
+from eval_pipelines.watch import (
+    IP,
+    NSENTER,
+    TUN_DEVICE,
+    CgroupLimits,
+    CgroupUnavailableError,
+    create_cgroup,
+)
 
 PROBE_UID = 65533
 

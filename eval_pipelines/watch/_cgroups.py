@@ -27,10 +27,10 @@ class CgroupLimits:
     cpu_cores: float
 
 
-def _own_paths() -> dict[str, str]:
-    """Controller (or '' for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+def _cgroup_paths(pid: int | str = "self") -> dict[str, str]:
+    """Controller (or '' for v2) -> a process's cgroup path, from /proc/PID/cgroup."""
     paths = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") if controllers else [""]:
             paths[controller] = path
@@ -121,6 +121,36 @@ class Cgroup:
         remove_cgroup(self.dirs)
 
 
+def cgroup_of_process(pid: int) -> Cgroup:
+    """The cgroup another manager (a container engine) put `pid` in, to read its counters.
+
+    v1 where the process has a memory cgroup there (hybrid hosts such as ours), else v2.
+    Raises CgroupUnavailableError when the process is gone or its cgroup cannot be found.
+    """
+    try:
+        paths, mounts = _cgroup_paths(pid), _mounts()
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise CgroupUnavailableError(f"process {pid} is gone: no cgroup to read") from exc
+    if "memory" in paths and "memory" in mounts and "pids" in mounts:
+        dirs = {
+            controller: mounts[controller] / paths.get(controller, "/").lstrip("/")
+            for controller in ("memory", "pids", "cpuacct")
+            if controller in mounts
+        }
+        found: Cgroup = Cgroup(
+            1, list(dict.fromkeys(dirs.values())), dirs["memory"], dirs["pids"], dirs.get("cpuacct")
+        )
+    elif "" in paths and "" in mounts:
+        directory = mounts[""] / paths[""].lstrip("/")
+        found = Cgroup(2, [directory], directory, directory)
+    else:
+        raise CgroupUnavailableError(f"no cgroup hierarchy holds the memory of process {pid}")
+    missing = [str(d) for d in found.dirs if not d.is_dir()]
+    if missing:
+        raise CgroupUnavailableError(f"the cgroup of process {pid} is not at {', '.join(missing)}")
+    return found
+
+
 def cgroup_pids(dirs: list[Path]) -> set[int]:
     found: set[int] = set()
     for directory in dirs:
@@ -195,7 +225,7 @@ def _v2_parents() -> list[Path]:
     mount = _mounts().get("")
     if mount is None:
         raise CgroupUnavailableError("no cgroup v2 hierarchy is mounted")
-    own = mount / _own_paths().get("", "/").lstrip("/")
+    own = mount / _cgroup_paths().get("", "/").lstrip("/")
     top = mount / V2_SANDBOX_ROOT
     return [top] if own == mount else [own, top]
 
@@ -257,7 +287,7 @@ def _create_v2(name: str, limits: CgroupLimits, parent: Path) -> Cgroup:
 
 
 def _create_v1(name: str, limits: CgroupLimits) -> Cgroup:
-    mounts, own = _mounts(), _own_paths()
+    mounts, own = _mounts(), _cgroup_paths()
     missing = [c for c in ("memory", "pids") if c not in mounts]
     if missing:
         raise CgroupUnavailableError(f"no cgroup v1 {' or '.join(missing)} hierarchy is mounted")

@@ -1,7 +1,9 @@
 """What one exec does, as it happens: cgroup counters, limit hits and network attempts,
 published on the safety event bus (`eval_pipelines.core.events`).
 
-Counters are sampled every `SAMPLE_SECONDS` while the call runs but published only when
+Counters are sampled every `SAMPLE_SECONDS` while the call runs (and the network traps
+drained: at once when the caller wires `on_packets` to a trap's fd, else at the tick) but
+published only when
 one moves by a margin (plus the call's peak at its end), so a busy call does not flood the
 bus. Every event is published from a task of the tool call's coroutine (same context), so
 the monitor knows which sample caused it; if a subscriber raises (the monitor stopping the
@@ -19,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from eval_pipelines.core.events import SandboxEvent, SandboxEventKind, publish
-from eval_pipelines.sandbox._cgroups import Cgroup
-from eval_pipelines.sandbox._network import Attempt, NetworkTrap
+from eval_pipelines.watch._cgroups import Cgroup
+from eval_pipelines.watch._network import Attempt
 
 SAMPLE_SECONDS = 0.05  # 20 Hz; the issue asks for >= 10 Hz
 # Publish counters again only when one moves this much since the last published value.
@@ -39,12 +41,14 @@ class CallWatch:
         self,
         sandbox: str,
         cgroup: Cgroup,
-        trap: NetworkTrap,
+        attempts: Callable[[], list[Attempt]],
         memory_limit: int,
         pids_limit: int,
         kill: Callable[[], None],
     ):
-        self.sandbox, self._cgroup, self._trap = sandbox, cgroup, trap
+        """`attempts` drains the sandbox's network traps (non-blocking); `kill` stops
+        everything the call runs."""
+        self.sandbox, self._cgroup, self._attempts = sandbox, cgroup, attempts
         self._memory_limit, self._pids_limit, self._kill = memory_limit, pids_limit, kill
         self._started = time.time()
         self.start_usage = cgroup.usage()
@@ -64,8 +68,8 @@ class CallWatch:
     # -- running beside the call --------------------------------------------------------
 
     def on_packets(self) -> None:
-        """Event-loop reader callback of the trap's fd: answer now, publish from observe()."""
-        self._pending += self._trap.read()
+        """Event-loop reader callback of a trap's fd: answer now, publish from observe()."""
+        self._pending += self._attempts()
         self._wake.set()
 
     async def observe(self) -> None:
@@ -76,6 +80,7 @@ class CallWatch:
                     async with asyncio.timeout(SAMPLE_SECONDS):
                         await self._wake.wait()
                 self._wake.clear()
+                self._pending += self._attempts()
                 self._publish_attempts()
                 self.sample()
         except BaseException:
@@ -143,13 +148,12 @@ class CallWatch:
 
     # -- after the call -----------------------------------------------------------------
 
-    def finish(self, work_dir: str) -> None:
+    def finish(self, work_dir: str | None = None) -> None:
         """The last attempts and sample, the call's peak, and a full work dir (ENOSPC)."""
         self.on_packets()
         self._publish_attempts()
         self.sample()
-        stat = os.statvfs(work_dir)
-        if stat.f_bavail == 0:
+        if work_dir is not None and os.statvfs(work_dir).f_bavail == 0:
             self.hit("disk", where="/work")
         self._emit(
             "counters",
@@ -163,3 +167,12 @@ class CallWatch:
                 ),
             },
         )
+
+    def notes(self, memory_mb: int, pids: int) -> list[str]:
+        """Limits hit during the call, for its output: blocked attempts show in the transcript."""
+        notes = []
+        if "memory" in self.limits_hit:
+            notes.append(f"[sandbox] memory limit ({memory_mb} MB) reached: process killed")
+        if "pids" in self.limits_hit:
+            notes.append(f"[sandbox] process limit ({pids}) reached: fork refused")
+        return notes
