@@ -31,6 +31,9 @@ debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$root" "$mirror" >"
   exit 1
 }
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# mktemp made the folder 0700, and tar records that mode for the image's `/`: a storage driver
+# that keeps it (btrfs does) would lock every non-root user out of the whole file system.
+chmod 0755 "$root"
 tar -C "$root" -c . | docker import \
   --change 'CMD ["/bin/bash"]' \
   --change 'LABEL org.eval-pipelines.base=debootstrap-minbase-'"$SUITE" \

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Start the Docker engine the container sandbox uses, if none answers yet (idempotent).
 #
-# Debian's docker.io (installed by scripts/setup.sh) with the project's settings: gVisor
-# (`runsc`) registered as a runtime, and the engine's networks drawn from 198.18.0.0/15, the
-# benchmarking range, so sandbox traffic never uses a private range a real network might.
+# Debian's docker.io (installed by scripts/setup.sh) with the project's settings, in a config
+# file of the project's own (a host's /etc/docker/daemon.json is left alone):
+# - gVisor (`runsc`) registered as a runtime;
+# - the engine's networks drawn from 198.18.0.0/15, the benchmarking range, so sandbox traffic
+#   never uses a private range a real network might;
+# - its data on a btrfs file system of its own (a loop-mounted image, sparse, bounded), with
+#   quotas on: the `btrfs` storage driver can then cap each container's writable layer
+#   (`disk_mb`), which overlay2 on ext4 cannot. A hostile agent fills its own quota, never the
+#   host's disk.
 # Usage: scripts/docker_engine.sh [--check]   (--check: exit 1 if no engine answers)
 set -euo pipefail
 
 SOCKET=${EVAL_DOCKER_SOCKET:-/var/run/docker.sock}
 LOG=${EVAL_DOCKERD_LOG:-/var/log/eval-dockerd.log}
-CONFIG=/etc/docker/daemon.json
+CONFIG=/etc/eval-pipelines/dockerd.json
+DATA=${EVAL_DOCKER_DATA:-/var/lib/eval-docker}
+# The data file system's size: this many GiB, at most half of what the host has free.
+DATA_GIB=${EVAL_DOCKER_DATA_GIB:-32}
 
 answers() { docker -H "unix://$SOCKET" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -37,10 +46,40 @@ if [ "$(id -u)" != 0 ]; then
     "EVAL_DOCKER_SOCKET at a running engine" >&2
   exit 2
 fi
-if [ ! -e "$CONFIG" ]; then
-  mkdir -p "$(dirname "$CONFIG")"
-  cat >"$CONFIG" <<'JSON'
+# The engine's data file system: btrfs with quotas, loop-mounted from a sparse image.
+data_filesystem() {
+  if mountpoint -q "$DATA"; then
+    [ "$(stat -f -c %T "$DATA")" = btrfs ] && return 0
+    echo "docker_engine: error: $DATA is mounted but is not btrfs" >&2
+    return 1
+  fi
+  for tool in mkfs.btrfs btrfs; do
+    command -v "$tool" >/dev/null || {
+      echo "docker_engine: error: $tool is missing (apt-get install btrfs-progs, or make setup)" >&2
+      return 1
+    }
+  done
+  mkdir -p "$DATA"
+  if [ ! -f "$DATA.img" ]; then
+    local free_gib size
+    free_gib=$(($(df --output=avail -k "$(dirname "$DATA")" | tail -1) / 1048576))
+    size=$((free_gib / 2 < DATA_GIB ? free_gib / 2 : DATA_GIB))
+    if [ "$size" -lt 4 ]; then
+      echo "docker_engine: error: $((free_gib)) GiB free under $(dirname "$DATA"); need 8" >&2
+      return 1
+    fi
+    truncate -s "${size}G" "$DATA.img"
+    mkfs.btrfs -q "$DATA.img" >/dev/null
+  fi
+  mount -o loop "$DATA.img" "$DATA"
+  btrfs quota enable "$DATA"
+}
+data_filesystem
+mkdir -p "$(dirname "$CONFIG")"
+cat >"$CONFIG" <<JSON
 {
+  "data-root": "$DATA",
+  "storage-driver": "btrfs",
   "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}},
   "default-address-pools": [{"base": "198.18.64.0/18", "size": 24}],
   "bip": "198.18.128.1/24",
@@ -48,12 +87,11 @@ if [ ! -e "$CONFIG" ]; then
   "log-opts": {"max-size": "1m", "max-file": "1"}
 }
 JSON
-fi
 # Own session: the engine outlives this script and ignores the caller's terminal signals.
 # A clean environment: the engine must not keep the caller's (a TMPDIR that a test session
 # removes later broke every gVisor container; API keys have no business there either).
 setsid env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  dockerd -H "unix://$SOCKET" >>"$LOG" 2>&1 </dev/null &
+  dockerd --config-file "$CONFIG" -H "unix://$SOCKET" >>"$LOG" 2>&1 </dev/null &
 for _ in $(seq 1 120); do
   if answers; then
     guard_host

@@ -72,9 +72,11 @@ main() {
   command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
   # PostgreSQL server binaries: the tests start a private cluster for the scale instance.
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-  # The container sandbox: Debian's Docker Engine, gVisor, and debootstrap for the offline
-  # base image (scripts/docker_engine.sh and scripts/base_image.sh start and build them).
+  # The container sandbox: Debian's Docker Engine, gVisor, btrfs-progs for the engine's data
+  # file system (per-container disk quotas), and debootstrap for the offline base image
+  # (scripts/docker_engine.sh and scripts/base_image.sh start and build them).
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v mkfs.btrfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.btrfs ] || missing+=(btrfs-progs)
   command -v runsc >/dev/null 2>&1 || missing+=(runsc)
   command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
   if [ "${#missing[@]}" -gt 0 ]; then

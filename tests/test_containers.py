@@ -149,9 +149,11 @@ def test_the_monitor_sees_a_container_s_calls_as_it_sees_bwrap_s(engine, bus):
     """The bwrap watch's promises, in a container sample: the red-team's hidden attempts, an
     outside name looked up (the engine's resolver forwards it from inside the sample) and a
     peer's own attempt are reported with their destination and fail at once; the private
-    network is the task's, not an attempt; memory and fork bombs are limit hits noted in the
-    call's output; counters are sampled at 10 Hz or more."""
-    config = ContainerConfig(file=str(ISOLATION), limits=SandboxSpec(memory_mb=128, pids=48))
+    network is the task's, not an attempt; memory and fork bombs and a disk fill are limit
+    hits noted in the call's output; counters are sampled at 10 Hz or more."""
+    config = ContainerConfig(
+        file=str(ISOLATION), limits=SandboxSpec(memory_mb=128, pids=48, disk_mb=16)
+    )
     hidden = [command for name, command in RED_TEAM_ATTEMPTS if name.startswith("hidden-")]
 
     async def body(environments):
@@ -168,10 +170,11 @@ def test_the_monitor_sees_a_container_s_calls_as_it_sees_bwrap_s(engine, bus):
         )
         idle = await default.exec(["sleep", "2"])
         memory = await default.exec(["sh", "-c", "head -c 400M /dev/zero | tail | wc -c"])
+        disk = await default.exec(["sh", "-c", "head -c 200M /dev/zero > /tmp/fill; ls -l /tmp"])
         fork = await default.exec(["sh", "-c", "for i in $(seq 80); do sleep 3 & done; wait"])
-        return outputs, lookup, seconds, private, idle, memory, fork
+        return outputs, lookup, seconds, private, idle, memory, disk, fork
 
-    outputs, lookup, seconds, private, idle, memory, fork = run(_in_sample(config, body))
+    outputs, lookup, seconds, private, idle, memory, disk, fork = run(_in_sample(config, body))
     attempts = of(bus, "network_attempt")
     for expected in (
         {"destination": "203.0.113.9", "port": 443, "protocol": "tcp", "source": "default"},
@@ -192,9 +195,27 @@ def test_the_monitor_sees_a_container_s_calls_as_it_sees_bwrap_s(engine, bus):
     hits = of(bus, "limit_hit")
     assert {"limit": "memory", "limit_bytes": 128 << 20} in hits
     assert "[sandbox] memory limit (128 MB) reached: process killed" in memory.stderr
+    # The writable layer's quota: at least disk_mb, and far from the 200 MB asked for.
+    written = int(disk.stdout.split()[-5])
+    assert 16 << 20 <= written < 48 << 20, disk.stdout
+    assert {"limit": "disk", "limit_bytes": 16 << 20} in hits
+    assert "[sandbox] disk limit (16 MB) reached: write refused" in disk.stderr
     assert {"limit": "pids", "max_pids": 48} in hits
     assert "[sandbox] process limit (48) reached: fork refused" in fork.stderr
     assert all(e.sandbox.startswith("eval-") for e in bus)
+
+
+def test_an_engine_that_cannot_cap_disk_is_refused_with_the_fix(engine):
+    from eval_pipelines.containers._engine import client, disk_quota_problem
+
+    overlay_on_ext4 = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]}
+    problem = disk_quota_problem(overlay_on_ext4)
+    assert problem is not None
+    assert "overlay2 on extfs" in problem and "cannot cap a container's disk" in problem
+    assert "scripts/docker_engine.sh" in problem
+    # The project's own engine keeps its data on btrfs with quotas: it can.
+    with contextlib.closing(client()) as running:
+        assert disk_quota_problem(running.info()) is None
 
 
 class Stop(Exception):

@@ -68,16 +68,35 @@ def engine_problems(runtime: str = "runc") -> list[str]:
     except EngineError as exc:
         return [str(exc)]
     try:
-        runtimes = engine.info().get("Runtimes") or {}
+        info = engine.info()
     finally:
         engine.close()
+    problems = []
+    runtimes = info.get("Runtimes") or {}
     if runtime not in runtimes:
-        return [
+        problems.append(
             f"the engine at {engine_url()} has no {runtime!r} runtime (it has: "
-            f"{', '.join(sorted(runtimes))}); register it in /etc/docker/daemon.json "
-            "(scripts/docker_engine.sh writes one with gVisor's runsc) or choose another"
-        ]
-    return []
+            f"{', '.join(sorted(runtimes))}); register it in the engine's config "
+            "(scripts/docker_engine.sh starts one with gVisor's runsc) or choose another"
+        )
+    problem = disk_quota_problem(info)
+    if problem:
+        problems.append(problem)
+    return problems
+
+
+def disk_quota_problem(info: dict) -> str | None:
+    """Why the engine cannot cap a container's disk (None: it can), from `docker info`."""
+    driver = info.get("Driver")
+    backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem")
+    if driver == "btrfs" or (driver == "overlay2" and backing == "xfs"):
+        return None
+    return (
+        f"the engine at {engine_url()} stores containers with {driver}"
+        f"{f' on {backing}' if backing else ''}, which cannot cap a container's disk (the "
+        "suite's disk_mb): an agent could fill the host's disk. Start the project's engine, "
+        "whose data is on btrfs with quotas: stop this one, then run scripts/docker_engine.sh"
+    )
 
 
 def host_guard_problem(subnet: str) -> str | None:
@@ -165,6 +184,8 @@ class ServiceImage:
     """What the compose file names (an image, or the tag we built)."""
     digest: str
     """The image id (sha256:...): what exactly ran."""
+    size_bytes: int = 0
+    """The image's own size: a container's disk quota counts it (btrfs, referenced bytes)."""
 
 
 def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage:
@@ -181,7 +202,7 @@ def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage
                 raise ImageNotFound(tag)
         except ImageNotFound:
             image = _build(engine, service, tag, key)
-        return ServiceImage(service.name, tag, image.id)
+        return ServiceImage(service.name, tag, image.id, image.attrs.get("Size") or 0)
     try:
         image = engine.images.get(service.image)
     except ImageNotFound:
@@ -191,7 +212,7 @@ def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage
             f"offline base (`evalctl images build`, then `docker tag {BASE_IMAGE} "
             f"{service.image}` if the base has what the task needs)"
         ) from None
-    return ServiceImage(service.name, service.image, image.id)
+    return ServiceImage(service.name, service.image, image.id, image.attrs.get("Size") or 0)
 
 
 def build_key(build: Build) -> str:

@@ -47,12 +47,13 @@ from eval_pipelines.containers._engine import (
     EngineError,
     ServiceImage,
     client,
+    disk_quota_problem,
     host_guard_problem,
     owner,
     reap,
     service_image,
 )
-from eval_pipelines.core.processes import process_tree
+from eval_pipelines.core.processes import session_members
 from eval_pipelines.core.threads import made_in_thread
 from eval_pipelines.watch import (
     Attempt,
@@ -68,6 +69,9 @@ Runtime = Literal["runc", "runsc"]
 _READ = '[ -e "$1" ] || exit 3; [ -d "$1" ] && exit 4; exec cat -- "$1"'
 _WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 _STARTED = {"service_started", "service_completed_successfully"}
+# What a write past the container's disk quota prints (EDQUOT; ENOSPC once the engine's own
+# file system is full).
+_DISK_FULL = (b"Disk quota exceeded", b"No space left on device")
 # The longest a service may take to become healthy, whatever its healthcheck allows.
 MAX_HEALTHY_WAIT_S = 300.0
 
@@ -159,6 +163,7 @@ class _Sample:
             memswap_limit=memory,
             nano_cpus=int(cpus * 1e9),
             pids_limit=limits.pids,
+            storage_opt={"size": str(disk_quota(self.images[service.name], limits.disk_mb))},
             shm_size=service.shm_bytes,
             extra_hosts=service.extra_hosts or None,
             cap_add=list(service.cap_add) or None,
@@ -180,7 +185,7 @@ class _Sample:
             if service.network
             else None
         )
-        created = api.create_container(
+        created = self._create_container(
             self.images[service.name].digest,
             command=service.command,
             entrypoint=service.entrypoint,
@@ -199,6 +204,17 @@ class _Sample:
             container.put_archive(str(Path(target).parent), _tar(source, Path(target).name))
         container.start()
         return container
+
+    def _create_container(self, image: str, **options: Any) -> dict:
+        try:
+            return self.engine.api.create_container(image, **options)
+        except APIError as exc:
+            if "storage-opt" in str(exc) or "qgroup" in str(exc):
+                raise EngineError(
+                    disk_quota_problem(self.engine.info())
+                    or f"the engine cannot cap the container's disk: {exc.explanation}"
+                ) from exc
+            raise
 
     def _wait_for_dependencies(self, service: Service) -> None:
         for name, condition in service.depends_on.items():
@@ -240,6 +256,16 @@ class _Sample:
             trap.close()
         self.traps.clear()
         self.engine.close()
+
+
+def disk_quota(image: ServiceImage, disk_mb: int) -> int:
+    """A container's disk quota in bytes: `disk_mb` for what it writes, plus the image.
+
+    The engine's btrfs driver limits the bytes the container's subvolume references, its
+    image's included, and btrfs adds metadata on top (measured: 11.5 MB for a 169 MB image):
+    an eighth of the image covers that, so the agent gets at least `disk_mb`.
+    """
+    return image.size_bytes + image.size_bytes // 8 + (disk_mb << 20)
 
 
 def _quietly(action) -> None:
@@ -433,7 +459,17 @@ class ContainerSandboxEnvironment(SandboxEnvironment):
             raise TimeoutError(f"Command timed out after {wall} s")
         if run.truncated:
             watch.hit("output", limit_bytes=run.output_limit)
-        return returncode, watch.notes(memory >> 20, limits.pids)
+        if "pids" in watch.limits_hit:
+            # What filled the process table (a fork bomb's remnants) would keep every later
+            # call of the sample from forking: the call's session ends with it.
+            await asyncio.to_thread(run.kill)
+        notes = watch.notes(memory >> 20, limits.pids)
+        if "pids" in watch.limits_hit:
+            notes.append("[sandbox] the call's processes were killed at its end")
+        if any(marker in run.stderr for marker in _DISK_FULL):
+            watch.hit("disk", limit_bytes=limits.disk_mb << 20)
+            notes.append(f"[sandbox] disk limit ({limits.disk_mb} MB) reached: write refused")
+        return returncode, notes
 
     def _workdir(self, cwd: str | None) -> str | None:
         if cwd is None or cwd.startswith("/"):
@@ -506,6 +542,7 @@ class _Exec:
             workdir=workdir, environment=env or None,
         )  # fmt: skip
         self.exec_id: str | None = None
+        self.session = 0  # the command's host pid, leader of its session
         self.stdout, self.stderr = bytearray(), bytearray()
         self.truncated = False
 
@@ -513,6 +550,7 @@ class _Exec:
         """Blocking: call on a worker thread."""
         self.exec_id = self.api.exec_create(**self.request)["Id"]
         sock = self.api.exec_start(self.exec_id, socket=True)
+        self.session = self._pid()
         raw = getattr(sock, "_sock", sock)
         try:
             if self.data is not None:
@@ -536,6 +574,16 @@ class _Exec:
             raw.close()
         return self._exit_code()
 
+    def _pid(self) -> int:
+        """The command's host pid, once the engine has started it (0 if it is already gone:
+        the engine gives it only while the command runs)."""
+        for _ in range(500):
+            state = self.api.exec_inspect(self.exec_id)
+            if state["Pid"] or (not state["Running"] and state["ExitCode"] is not None):
+                return state["Pid"] or 0
+            time.sleep(0.002)
+        return 0
+
     def _exit_code(self) -> int:
         for _ in range(50):
             state = self.api.exec_inspect(self.exec_id)
@@ -545,22 +593,17 @@ class _Exec:
         return 137
 
     def kill(self) -> None:
-        """Kill the command and every process it started (host pids: the engine runs them
-        in the container); what it daemonized away from its tree lives on, as in Inspect's
-        docker sandbox, until the sample's containers are removed."""
-        if self.exec_id is None:
+        """Kill the command's session: the command and every process it started, those
+        orphaned to the container's init included (host pids: the engine starts each exec as
+        a session leader). A process that left the session itself (setsid) lives on until the
+        sample's containers are removed."""
+        sid = self.session
+        if not sid:
             return
-        try:
-            pid = self.api.exec_inspect(self.exec_id)["Pid"]
-        except APIError:
-            return
-        if not pid:
-            return
-        # Stop the tree until it stops growing, then kill it: killed first, a parent's
-        # children would be handed to the container's init, out of reach of the tree.
+        # Stop the session until it stops growing, then kill it: no fork outruns the kill.
         stopped: set[int] = set()
         for _ in range(20):
-            grown = set(process_tree(pid)) - stopped
+            grown = session_members(sid) - stopped
             if not grown:
                 break
             for process in grown:

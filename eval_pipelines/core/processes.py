@@ -31,21 +31,18 @@ def start_time(pid: int) -> str | None:
 
 
 @cache
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (by parent pid, from /proc), parents first."""
-    children: dict[int, list[int]] = {}
+def session_members(sid: int) -> set[int]:
+    """The processes of session `sid` (pids and sid as this pid namespace sees them)."""
+    members = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # The command name is in parentheses and may itself hold spaces or parentheses.
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # exited while we looked
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, index = [pid], 0
-    while index < len(tree):
-        tree += children.get(tree[index], [])
-        index += 1
-    return tree
+        if int(fields[3]) == sid:
+            members.add(int(stat.parent.name))
+    return members
 
 
 def boot_id() -> str:
