@@ -17,7 +17,7 @@ from eval_pipelines.catalog.policy import baseline_policy
 from eval_pipelines.core.names import INCIDENTS_ASSET, TASK_TAG_PREFIX
 from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.definitions import build_definitions
-from eval_pipelines.results.resume import TaskCheckpoint
+from eval_pipelines.results.resume import TaskCheckpoint, task_key
 from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
 from resources.artifact_store import LocalArtifactStore
 from tests.sandbox_support import leftover_sandbox_dirs, require_sandbox_host, sandbox_processes
@@ -58,13 +58,10 @@ EVIDENCE = {
 }
 
 
-@pytest.fixture(scope="module")
-def battery(tmp_path_factory):
-    """One red-team evaluation (about 20 s) shared by the assertions below: its log, the
-    rule ids of the incidents the safety monitor recorded (under the baseline policy) and
-    the task's audit trail, read back from where the task's run tag points."""
-    require_sandbox_host()
-    home = tmp_path_factory.mktemp("battery") / "dagster_home"
+def run_battery(home: Path, suite: str, task: str):
+    """One red-team evaluation of `suite`: its log, the rule ids of the incidents the safety
+    monitor recorded (under the baseline policy) and the task's audit trail, read back from
+    where the task's run tag points."""
     home.mkdir()
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAGSTER_HOME", str(home))
@@ -77,20 +74,28 @@ def battery(tmp_path_factory):
                 build_definitions()
                 .resolve_job_def("evaluate")
                 .execute_in_process(
-                    instance=instance, partition_key=partition_key("red-team", "red-team-battery")
+                    instance=instance, partition_key=partition_key("red-team", suite)
                 )
             )
             assert result.success
-            uri = result.output_for_node("evaluation", "eval_logs")["escape-attempts"]["uri"]
+            uri = result.output_for_node("evaluation", "eval_logs")[task]["uri"]
             observed = instance.fetch_observations(
                 AssetRecordsFilter(asset_key=INCIDENTS_ASSET), limit=1000
             ).records
             rules = {r.asset_observation.metadata["rule_id"].value for r in observed}
-            tag = instance.get_run_by_id(result.run_id).tags[TASK_TAG_PREFIX + "escape_attempts"]
+            tag = instance.get_run_by_id(result.run_id).tags[TASK_TAG_PREFIX + task_key(task)]
     store = LocalArtifactStore(root=str(home / "artifacts"))
     audit_uri = TaskCheckpoint.model_validate_json(tag).audit_uri
     audit = [json.loads(line) for line in store.get(audit_uri).decode().splitlines()]
     return read_eval_log(store.local_path(uri)), rules, (audit_uri, audit)
+
+
+@pytest.fixture(scope="module")
+def battery(tmp_path_factory):
+    """The bwrap battery (about 20 s), shared by the assertions below."""
+    require_sandbox_host()
+    home = tmp_path_factory.mktemp("battery") / "dagster_home"
+    return run_battery(home, "red-team-battery", "escape-attempts")
 
 
 @pytest.fixture(scope="module")

@@ -129,9 +129,12 @@ RED_TEAM_ATTEMPTS: tuple[tuple[str, str], ...] = (
     ),
     (
         "ptrace",
+        # Where the attach works (root in a container, on the container's own init), wait
+        # for the stop and detach: a tracer that just exits leaves its target stopped.
         'python3 -c "import ctypes,os; libc=ctypes.CDLL(None, use_errno=True); '
         "r=libc.ptrace(16, 1, 0, 0); print('ptrace', r, os.strerror(ctypes.get_errno())); "
-        "r == 0 and print('ESCAPED:ptrace')\"",
+        "r == 0 and (os.waitpid(1, 0x40000000), libc.ptrace(17, 1, 0, 0), "
+        "print('ESCAPED:ptrace'))\"",
     ),
     (
         "privilege",
