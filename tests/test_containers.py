@@ -67,6 +67,44 @@ def test_the_keys_third_party_compose_files_use_are_read():
     assert peer.stop_grace_seconds == 1.0 and project.volumes == ("scratch",)
 
 
+def test_an_included_compose_file_brings_its_services_read_from_its_own_folder(tmp_path: Path):
+    """Compose's `include`: the included file's services and volumes join the project, and
+    its relative paths (a build context, a copied file) are its own folder's."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "Dockerfile").write_text("FROM eval-base:bookworm\n")
+    (victim / "banner.txt").write_text("hi\n")
+    (victim / "compose.yaml").write_text(
+        "services:\n  victim:\n    build: .\n    volumes: ['./banner.txt:/banner.txt', 'data:/d']\n"
+        "volumes:\n  data:\n"
+    )
+    path = compose(
+        tmp_path,
+        """
+        include:
+          - victim/compose.yaml
+        services:
+          default:
+            image: eval-base:bookworm
+            depends_on: [victim]
+            volumes: ['data:/shared']
+        """,
+    )
+    project = load_project(path)
+    default, included = project.services
+    assert (default.name, included.name) == ("default", "victim")
+    assert included.build is not None and included.build.context == victim
+    assert included.copies == ((victim / "banner.txt", "/banner.txt"),)
+    assert project.volumes == ("data",)
+    # A service defined twice, or an include cycle, is refused naming both files.
+    (victim / "compose.yaml").write_text("services:\n  default:\n    image: x\n")
+    with pytest.raises(ComposeError, match="'default' is defined by both"):
+        load_project(path)
+    (victim / "compose.yaml").write_text("include: [../compose.yaml]\nservices: {}\n")
+    with pytest.raises(ComposeError, match="which includes it back"):
+        load_project(path)
+
+
 @pytest.fixture(scope="module")
 def engine():
     require_container_engine()

@@ -22,7 +22,8 @@ COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-c
 DOCKERFILE = "Dockerfile"
 DEFAULT_SERVICE = "default"
 
-_TOP_KEYS = {"services", "volumes", "networks", "name"}
+_TOP_KEYS = {"services", "volumes", "networks", "name", "include"}
+_INCLUDE_KEYS = {"path"}
 _SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "user", "working_dir", "environment", "env_file",
     "init", "expose", "ports", "healthcheck", "network_mode", "networks", "mem_limit", "cpus",
@@ -40,7 +41,6 @@ _REFUSED = {
     "pid": "no container shares the host's process namespace",
     "ipc": "no container shares the host's IPC namespace",
     "devices": "no host devices are given to sandboxes",
-    "include": "compose files that include others are not supported yet",
 }
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|us|m|s))+$")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
@@ -117,23 +117,14 @@ def load_project(path: Path) -> Project:
     if path.name == DOCKERFILE or path.name.endswith(".Dockerfile"):
         build = Build(context=path.parent, dockerfile=path.name)
         return Project(path, (Service(name=DEFAULT_SERVICE, image=None, build=build, init=True),))
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ComposeError(f"{path}: cannot read the compose file: {exc}") from exc
-    if (
-        not isinstance(raw, dict)
-        or not isinstance(raw.get("services"), dict)
-        or not raw["services"]
-    ):
+    bodies, volumes = _collect(path, (path.resolve(),))
+    if not bodies:
         raise ComposeError(f"{path}: a compose file needs a mapping of `services`")
-    _check_keys(path, "the file", raw, _TOP_KEYS, extension_ok=True)
-    services = [_service(path, name, body) for name, body in raw["services"].items()]
+    services = [_service(source, name, body) for name, (source, body) in bodies.items()]
     named = [s for s in services if s.name == DEFAULT_SERVICE] or [
-        s for s in services if raw["services"][s.name].get("x-default")
+        s for s in services if bodies[s.name][1].get("x-default")
     ]
     first = named[0] if named else services[0]
-    volumes = tuple((raw.get("volumes") or {}).keys())
     for service in services:
         for volume in service.volumes:
             if volume not in volumes:
@@ -142,12 +133,65 @@ def load_project(path: Path) -> Project:
                     "volume of the file; host paths are never mounted into a sandbox"
                 )
         for dependency in service.depends_on:
-            if dependency not in raw["services"]:
+            if dependency not in bodies:
                 raise ComposeError(
                     f"{path}: service {service.name!r} depends on {dependency!r}, no such service"
                 )
     ordered = (first, *(s for s in services if s is not first))
-    return Project(path, ordered, volumes)
+    return Project(path, ordered, tuple(volumes))
+
+
+def _collect(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, tuple[Path, dict]], list[str]]:
+    """Service name -> (the file that defines it, its body), and the named volumes: of this
+    file and of the files it `include`s, each read relative to its own folder, as Compose
+    does. A service defined twice, or an include cycle, is an error."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ComposeError(f"{path}: cannot read the compose file: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("services") or {}, dict):
+        raise ComposeError(f"{path}: a compose file needs a mapping of `services`")
+    _check_keys(path, "the file", raw, _TOP_KEYS, extension_ok=True)
+    bodies: dict[str, tuple[Path, dict]] = {}
+    volumes = list((raw.get("volumes") or {}).keys())
+    for included in _includes(path, raw.get("include")):
+        if included.resolve() in chain:
+            raise ComposeError(f"{path}: includes {included}, which includes it back")
+        more, more_volumes = _collect(included, (*chain, included.resolve()))
+        for name, (source, body) in more.items():
+            if name in bodies:
+                raise ComposeError(
+                    f"{path}: service {name!r} is defined by both {bodies[name][0]} and {source}"
+                )
+            bodies[name] = (source, body)
+        volumes += [v for v in more_volumes if v not in volumes]
+    for name, body in (raw.get("services") or {}).items():
+        if name in bodies:
+            raise ComposeError(
+                f"{path}: service {name!r} is defined by both {bodies[name][0]} and {path}"
+            )
+        bodies[name] = (path, body)
+    return bodies, volumes
+
+
+def _includes(path: Path, value: Any) -> list[Path]:
+    """The files an `include:` names (short syntax, or long syntax with a single `path`)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ComposeError(f"{path}: `include` is a list of files")
+    files = []
+    for entry in value:
+        if isinstance(entry, dict):
+            _check_keys(path, "an include", entry, _INCLUDE_KEYS)
+            entry = entry.get("path")
+        if not isinstance(entry, str):
+            raise ComposeError(f"{path}: an include names one file by its `path`: {entry!r}")
+        included = path.parent / entry
+        if not included.is_file():
+            raise ComposeError(f"{path}: includes {entry}, which is not a file")
+        files.append(included)
+    return files
 
 
 def _check_keys(
