@@ -49,7 +49,7 @@ def _scale() -> dict[str, Any]:
         ),
         "artifacts": S3ArtifactStore(s3=s3, bucket=EnvVar("EVAL_S3_BUCKET"), prefix="evals"),
         # No sandbox pods are wired to tool calls yet: sandboxed tasks fail closed.
-        "sandbox": SandboxBackend(backend="none", containers="off"),
+        "sandbox": SandboxBackend(backend="none", containers="k8s"),
         "alerting": alert_channels_from_env(),
     }
 

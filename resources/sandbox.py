@@ -4,7 +4,8 @@
 - `none`: no isolating backend; sandboxed tasks fail closed.
 
 Tasks that declare their own sandbox (Inspect's docker: compose files, Dockerfiles) run in
-the container sandbox instead, on the `containers` runtime (runc, or gVisor's runsc).
+the container sandbox instead, on the `containers` runtime (runc, or gVisor's runsc), or on
+a cluster through inspect-k8s-sandbox (`k8s`).
 
 Inspect's own `local` sandbox is never offered: it runs tool calls on the host.
 
@@ -32,11 +33,11 @@ _SETUP_HINTS = {
 
 class SandboxBackend(ConfigurableResource):
     backend: Literal["bwrap", "none"] = "bwrap"
-    containers: Literal["runc", "runsc", "off"] = Field(
+    containers: Literal["runc", "runsc", "k8s", "off"] = Field(
         default="runc",
-        description="Runtime of the container sandbox, which runs tasks that declare their "
-        "own (Inspect's docker: compose files, Dockerfiles): `runsc` is gVisor; `off` refuses "
-        "such tasks.",
+        description="Where tasks that declare their own sandbox (Inspect's docker: compose "
+        "files, Dockerfiles) run: the local container sandbox on `runc` or `runsc` (gVisor), "
+        "`k8s` (a cluster, through inspect-k8s-sandbox, pods under gVisor), or `off` (refused).",
     )
     maxima: dict[str, float] = Field(
         default_factory=dict,
@@ -59,8 +60,10 @@ class SandboxBackend(ConfigurableResource):
         """Why the container sandbox cannot run tasks here (empty: it can)."""
         if self.containers == "off":
             return ["this deployment's container sandbox is off (SandboxBackend containers='off')"]
-        from eval_pipelines.containers import engine_problems
+        from eval_pipelines.containers import engine_problems, kubernetes_problems
 
+        if self.containers == "k8s":
+            return kubernetes_problems()
         return engine_problems(self.containers)
 
     def environment(self, spec: SandboxSpec) -> SandboxEnvironmentSpec:

@@ -1,6 +1,7 @@
 """Container sandboxes for tasks that bring their own images: compose projects and Dockerfiles.
 
-`container` is registered with Inspect as a sandbox environment. It fails closed: without a
+`container` is registered with Inspect as a sandbox environment; at scale the same compose
+projects run through `inspect-k8s-sandbox` (`kubernetes_values`). It fails closed: without a
 container engine, or an image it cannot find or build offline, a sample errors with
 `EngineError`, which says how to provide it; a compose key it does not carry out is refused
 (`ComposeError`) before anything starts.
@@ -26,9 +27,16 @@ from eval_pipelines.containers._environment import (
     ContainerSandboxEnvironment,
     project_images,
 )
+from eval_pipelines.containers._kubernetes import (
+    RUNTIME_CLASS,
+    kubernetes_problems,
+    kubernetes_values,
+    kubernetes_values_file,
+)
 
 __all__ = [
     "BASE_IMAGE",
+    "RUNTIME_CLASS",
     "COMPOSE_FILES",
     "DOCKERFILE",
     "ComposeError",
@@ -37,6 +45,9 @@ __all__ = [
     "EngineError",
     "Project",
     "engine_problems",
+    "kubernetes_problems",
+    "kubernetes_values",
+    "kubernetes_values_file",
     "load_project",
     "missing_images",
     "project_images",

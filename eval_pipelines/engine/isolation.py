@@ -55,7 +55,7 @@ def check_isolation(
     if violations:
         raise SpecError(f"{where}: sandbox {'; '.join(violations)}")
     if declared and not spec.sandbox.replace_declared:
-        return _check_containers(where, declared, backend)
+        return _check_containers(where, declared, backend, spec.sandbox)
     needs = [need for d in declared for need in d.needs]
     if needs:
         raise SandboxUnavailableError(
@@ -76,11 +76,27 @@ def check_isolation(
     return backend.backend
 
 
-def _check_containers(where: str, declared: list[DeclaredSandbox], backend: SandboxBackend) -> str:
+def _check_containers(
+    where: str, declared: list[DeclaredSandbox], backend: SandboxBackend, limits: SandboxSpec
+) -> str:
     """The container sandbox can run every declared project here: its compose keys, the
     engine and runtime, and the images it names (builds happen when the task starts)."""
-    from eval_pipelines.containers import ComposeError, load_project, missing_images
+    from eval_pipelines.containers import (
+        RUNTIME_CLASS,
+        ComposeError,
+        kubernetes_values,
+        load_project,
+        missing_images,
+    )
 
+    on_cluster = backend.containers == "k8s"
+    if on_cluster:  # what the cluster would run, validated before asking for a cluster
+        for sandbox in declared:
+            try:
+                if sandbox.file is not None:
+                    kubernetes_values(sandbox.file, limits)
+            except ComposeError as exc:
+                raise SpecError(f"{where}: {exc}") from exc
     problems = backend.container_problems()
     if problems:
         raise SandboxUnavailableError(
@@ -103,6 +119,8 @@ def _check_containers(where: str, declared: list[DeclaredSandbox], backend: Sand
             projects.append(load_project(sandbox.file))
         except ComposeError as exc:
             raise SpecError(f"{where}: {exc}") from exc
+    if on_cluster:
+        return f"kubernetes ({RUNTIME_CLASS}): {_listed(d.source for d in declared)}"
     missing = missing_images(projects)
     if missing:
         raise SandboxUnavailableError(
@@ -143,15 +161,27 @@ def _to_containers(task: Task, limits: SandboxSpec, runtime: str) -> None:
         key = spec_key(spec)
         if key not in rewrites:
             declared = declared_sandbox(spec, run_dir)
-            config = ContainerConfig(file=str(declared.file), limits=limits, runtime=runtime)
-            rewrites[key] = (
-                spec if declared.on_host else SandboxEnvironmentSpec("container", config)
-            )
+            if declared.on_host:
+                rewrites[key] = spec
+            elif runtime == "k8s":
+                rewrites[key] = SandboxEnvironmentSpec("k8s", _cluster_config(declared, limits))
+            else:
+                config = ContainerConfig(file=str(declared.file), limits=limits, runtime=runtime)
+                rewrites[key] = SandboxEnvironmentSpec("container", config)
         return rewrites[key]
 
     task.sandbox = rewritten(task.sandbox)
     for sample in task.dataset:
         sample.sandbox = rewritten(sample.sandbox)
+
+
+def _cluster_config(declared: DeclaredSandbox, limits: SandboxSpec):
+    from k8s_sandbox import K8sSandboxEnvironmentConfig
+
+    from eval_pipelines.containers import kubernetes_values_file
+
+    assert declared.file is not None  # check_isolation refused a declaration without one
+    return K8sSandboxEnvironmentConfig(values=kubernetes_values_file(declared.file, limits))
 
 
 def _containerized(task: Task) -> list[DeclaredSandbox]:
