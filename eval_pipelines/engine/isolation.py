@@ -99,14 +99,22 @@ def _check_containers(
                 raise SpecError(f"{where}: {exc}") from exc
     problems = backend.container_problems()
     if problems:
+        runs_in = (
+            "on the cluster (inspect-k8s-sandbox)" if on_cluster else "in the container sandbox"
+        )
+        instead = (
+            "\nIf the task needs nothing from its image, `sandbox: {replace_declared: true}` "
+            f"runs it in '{backend.backend}' instead, by the suite's choice (its results say so)."
+            if not backend.problems()
+            else ""
+        )
         raise SandboxUnavailableError(
             f"{where}: the task declares {_listed(d.describe() for d in declared)}, which runs "
-            "in the container sandbox, and that cannot run here, so the task will not run (it "
-            "never runs in another sandbox without a word: its images, services and users "
-            "would be dropped, and its scorer may then score anything):\n"
+            f"{runs_in}, and that cannot run here, so the task will not run (it never runs in "
+            "another sandbox without a word: its images, services and users would be dropped, "
+            "and its scorer may then score anything):\n"
             + "\n".join(f"  - {p}" for p in problems)
-            + "\nIf the task needs nothing from its image, `sandbox: {replace_declared: true}` "
-            f"runs it in '{backend.backend}' instead, by the suite's choice (its results say so)."
+            + instead
         )
     projects = []
     for sandbox in declared:
