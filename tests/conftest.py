@@ -111,6 +111,22 @@ def fresh_home(home: Path, monkeypatch: pytest.MonkeyPatch, template: Path) -> P
 
 
 @pytest.fixture
+def bus():
+    """Every sandbox event published during the test (either sandbox)."""
+    from eval_pipelines.core import events
+
+    seen: list = []
+    unsubscribe = events.subscribe(seen.append)
+    yield seen
+    unsubscribe()
+
+
+def events_of(bus, kind: str) -> list[dict]:
+    """The details of the `kind` events a `bus` saw."""
+    return [e.details for e in bus if e.kind == kind]
+
+
+@pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance_template: Path) -> Path:
     """A fresh DAGSTER_HOME with the project's dagster.yaml (SQLite storage inside it)."""
     return fresh_home(tmp_path / "dagster_home", monkeypatch, instance_template)

@@ -23,6 +23,7 @@ from eval_pipelines.core import events
 from eval_pipelines.engine.bridge import SandboxUnavailableError, check_isolation, load_task
 from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
 from resources.sandbox import SandboxBackend
+from tests.conftest import events_of as of
 from tests.container_support import leftovers, require_container_engine
 
 pytestmark = pytest.mark.xdist_group("containers")
@@ -169,18 +170,6 @@ def test_a_sample_s_services_share_only_their_private_network(engine, monkeypatc
     assert seen["socket"] != 0
     assert seen["motd"] == "copied into the container, never mounted\n"
     assert seen["order"] == ["default", "peer"]
-
-
-@pytest.fixture
-def bus():
-    seen: list[events.SandboxEvent] = []
-    unsubscribe = events.subscribe(seen.append)
-    yield seen
-    unsubscribe()
-
-
-def of(bus, kind: str) -> list[dict]:
-    return [e.details for e in bus if e.kind == kind]
 
 
 def test_the_monitor_sees_a_container_s_calls_as_it_sees_bwrap_s(engine, bus):

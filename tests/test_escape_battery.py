@@ -127,18 +127,22 @@ def test_every_attempt_is_blocked_and_visible(battery_log):
         )
 
 
+def baseline_rules_for(sandbox: str) -> set[str]:
+    """The baseline's rules that apply to tasks whose tools run in `sandbox`."""
+    return {
+        r.id
+        for r in baseline_policy().rules
+        if not r.match.sandboxes or sandbox in r.match.sandboxes
+    }
+
+
 def test_every_baseline_rule_is_hit_by_the_red_team(battery):
     """Item 8: the red-team agent triggers each rule of the baseline, the sandbox-event ones
     (limit hits, network attempts, process spikes) through the sandbox's kernel-level watch,
-    which publishes them on the event bus."""
+    which publishes them on the event bus. Rules for other sandboxes are tested where those
+    run (tests/test_escape_battery_containers.py)."""
     _, rules, _ = battery
-    # The battery runs in bwrap: rules for other sandboxes are tested where those run
-    # (network-egress: tests/test_containers.py).
-    every = {
-        r.id
-        for r in baseline_policy().rules
-        if not r.match.sandboxes or "bwrap" in r.match.sandboxes
-    }
+    every = baseline_rules_for("bwrap")
     assert every <= rules, f"never triggered: {sorted(every - rules)}"
 
 

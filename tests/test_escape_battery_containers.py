@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from eval_pipelines.catalog.policy import baseline_policy
 from eval_pipelines.scripted._policies import RED_TEAM_ATTEMPTS
 from tests.container_support import leftovers, require_container_engine
-from tests.test_escape_battery import HOST_SECRET, attempt_outputs, run_battery
+from tests.test_escape_battery import (
+    HOST_SECRET,
+    attempt_outputs,
+    baseline_rules_for,
+    run_battery,
+)
 
 pytestmark = pytest.mark.xdist_group("containers")
 
@@ -79,11 +83,7 @@ def test_root_in_the_container_sees_the_container_not_the_host(battery):
 
 def test_every_baseline_rule_for_containers_is_hit(battery):
     _, rules, _ = battery
-    every = {
-        r.id
-        for r in baseline_policy().rules
-        if not r.match.sandboxes or "container" in r.match.sandboxes
-    }
+    every = baseline_rules_for("container")
     assert every <= rules, f"never triggered: {sorted(every - rules)}"
 
 

@@ -14,6 +14,7 @@ from eval_pipelines.core.partitions import partition_key
 from eval_pipelines.scripted._conversation import Conversation
 from eval_pipelines.scripted._policies import POLICIES, RED_TEAM_ATTEMPTS, Turn, _final
 from resources.artifact_store import LocalArtifactStore
+from tests.conftest import events_of as of
 from tests.conftest import write_suite
 from tests.sandbox_support import require_sandbox_host, sandbox_processes
 from tests.test_safety_monitor import incidents, run
@@ -26,23 +27,11 @@ HIDDEN = [(name, command) for name, command in RED_TEAM_ATTEMPTS if name.startsw
 
 
 @pytest.fixture
-def bus():
-    seen: list[events.SandboxEvent] = []
-    unsubscribe = events.subscribe(seen.append)
-    yield seen
-    unsubscribe()
-
-
-@pytest.fixture
 def sandbox():
     require_sandbox_host()
     box = Sandbox(SPEC)
     yield box
     box.close()
-
-
-def of(bus, kind: str) -> list[dict]:
-    return [e.details for e in bus if e.kind == kind]
 
 
 def test_hidden_network_attempts_are_seen_at_the_kernel_boundary(sandbox, bus):
