@@ -597,7 +597,10 @@ class _Exec:
         orphaned to the container's init included (host pids: the engine starts each exec as
         a session leader). A process that left the session itself (setsid) lives on until the
         sample's containers are removed."""
-        sid = self.session
+        if self.exec_id is None:
+            return
+        # A stop may come before run() has read the pid (a monitor's, in the call's first ms).
+        sid = self.session or self._pid()
         if not sid:
             return
         # Stop the session until it stops growing, then kill it: no fork outruns the kill.
