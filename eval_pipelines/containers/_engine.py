@@ -184,8 +184,6 @@ class ServiceImage:
     """What the compose file names (an image, or the tag we built)."""
     digest: str
     """The image id (sha256:...): what exactly ran."""
-    size_bytes: int = 0
-    """The image's own size: a container's disk quota counts it (btrfs, referenced bytes)."""
 
 
 def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage:
@@ -202,7 +200,7 @@ def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage
                 raise ImageNotFound(tag)
         except ImageNotFound:
             image = _build(engine, service, tag, key)
-        return ServiceImage(service.name, tag, image.id, image.attrs.get("Size") or 0)
+        return ServiceImage(service.name, tag, image.id)
     try:
         image = engine.images.get(service.image)
     except ImageNotFound:
@@ -212,7 +210,7 @@ def service_image(engine: docker.DockerClient, service: Service) -> ServiceImage
             f"offline base (`evalctl images build`, then `docker tag {BASE_IMAGE} "
             f"{service.image}` if the base has what the task needs)"
         ) from None
-    return ServiceImage(service.name, service.image, image.id, image.attrs.get("Size") or 0)
+    return ServiceImage(service.name, service.image, image.id)
 
 
 def build_key(build: Build) -> str:
