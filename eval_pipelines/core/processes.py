@@ -30,7 +30,6 @@ def start_time(pid: int) -> str | None:
         return None
 
 
-@cache
 def session_members(sid: int) -> set[int]:
     """The processes of session `sid` (pids and sid as this pid namespace sees them)."""
     members = set()
@@ -45,6 +44,7 @@ def session_members(sid: int) -> set[int]:
     return members
 
 
+@cache
 def boot_id() -> str:
     """This kernel's boot id: a pid recorded before a reboot names no process after it."""
     try:
