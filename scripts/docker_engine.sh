@@ -46,19 +46,17 @@ if [ "$(id -u)" != 0 ]; then
     "EVAL_DOCKER_SOCKET at a running engine" >&2
   exit 2
 fi
-# The engine's data file system: btrfs with quotas, loop-mounted from a sparse image.
+# The engine's data file system: btrfs, loop-mounted from a sparse image, simple quotas on.
 data_filesystem() {
   if mountpoint -q "$DATA"; then
     [ "$(stat -f -c %T "$DATA")" = btrfs ] && return 0
     echo "docker_engine: error: $DATA is mounted but is not btrfs" >&2
     return 1
   fi
-  for tool in mkfs.btrfs btrfs; do
-    command -v "$tool" >/dev/null || {
-      echo "docker_engine: error: $tool is missing (apt-get install btrfs-progs, or make setup)" >&2
-      return 1
-    }
-  done
+  command -v mkfs.btrfs >/dev/null || {
+    echo "docker_engine: error: mkfs.btrfs is missing (apt-get install btrfs-progs, or make setup)" >&2
+    return 1
+  }
   mkdir -p "$DATA"
   if [ ! -f "$DATA.img" ]; then
     local free_gib size

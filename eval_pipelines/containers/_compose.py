@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from eval_pipelines.catalog.specs import SandboxSpec
+
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 DOCKERFILE = "Dockerfile"
 DEFAULT_SERVICE = "default"
@@ -98,6 +100,15 @@ class Service:
     healthcheck: Healthcheck | None = None
     stop_grace_seconds: float = 10.0
 
+    def memory_within(self, limits: SandboxSpec) -> int:
+        """Its memory limit in bytes: the compose file's, never above the suite's."""
+        ceiling = limits.memory_mb << 20
+        return min(self.memory_bytes or ceiling, ceiling)
+
+    def cpus_within(self, limits: SandboxSpec) -> float:
+        """Its CPU limit in cores: the compose file's, never above the suite's."""
+        return min(self.cpus or limits.cpu, limits.cpu)
+
 
 @dataclass(frozen=True)
 class Project:
@@ -110,6 +121,9 @@ class Project:
     @property
     def default(self) -> Service:
         return self.services[0]
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
 
 
 def load_project(path: Path) -> Project:

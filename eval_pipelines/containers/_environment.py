@@ -99,7 +99,6 @@ class _Sample:
         self.labels = {LABEL: self.token, OWNER_LABEL: owner()}
         self.engine = client()
         self.containers: dict[str, Any] = {}
-        self.memory_bytes: dict[str, int] = {}
         self.cgroups: dict[str, Cgroup] = {}
         self.traps: dict[str, NetworkTrap] = {}
         self.network: Any = None
@@ -152,9 +151,8 @@ class _Sample:
 
     def _start(self, service: Service):
         limits = self.config.limits
-        memory = min(service.memory_bytes or limits.memory_mb << 20, limits.memory_mb << 20)
-        self.memory_bytes[service.name] = memory
-        cpus = min(service.cpus or limits.cpu, limits.cpu)
+        memory = service.memory_within(limits)
+        cpus = service.cpus_within(limits)
         api = self.engine.api
         host_config = api.create_host_config(
             network_mode=self.network.name if service.network else "none",
@@ -225,7 +223,7 @@ class _Sample:
             self._wait_healthy(name)
 
     def _wait_healthy(self, name: str) -> None:
-        service = next(s for s in self.project.services if s.name == name)
+        service = self.project.service(name)
         check = service.healthcheck
         limit = MAX_HEALTHY_WAIT_S
         if check is not None:
@@ -423,7 +421,7 @@ class ContainerSandboxEnvironment(SandboxEnvironment):
         cgroup = sample.cgroups.get(self._service)
         if cgroup is None:
             raise EngineError(f"service {self._service!r} is not running: nothing to exec in")
-        memory = sample.memory_bytes[self._service]
+        memory = sample.project.service(self._service).memory_within(limits)
         watch = CallWatch(
             self.container.name, cgroup, sample.attempts, memory, limits.pids, kill=run.kill
         )
@@ -451,12 +449,11 @@ class ContainerSandboxEnvironment(SandboxEnvironment):
             raise TimeoutError(f"Command timed out after {wall} s")
         if run.truncated:
             watch.hit("output", limit_bytes=run.output_limit)
+        notes = watch.notes(memory >> 20, limits.pids)
         if "pids" in watch.limits_hit:
             # What filled the process table (a fork bomb's remnants) would keep every later
             # call of the sample from forking: the call's session ends with it.
             await asyncio.to_thread(run.kill)
-        notes = watch.notes(memory >> 20, limits.pids)
-        if "pids" in watch.limits_hit:
             notes.append("[sandbox] the call's processes were killed at its end")
         if any(marker in run.stderr for marker in _DISK_FULL):
             watch.hit("disk", limit_bytes=limits.disk_mb << 20)

@@ -90,11 +90,9 @@ def kubernetes_values(file: Path, limits: SandboxSpec) -> dict[str, Any]:
         # The converter names the agent's service `default`, as Inspect addresses it.
         name = declared.name if declared.name in values["services"] else "default"
         service = values["services"][name]
-        memory = min(declared.memory_bytes or limits.memory_mb << 20, limits.memory_mb << 20)
-        cpu = min(declared.cpus or limits.cpu, limits.cpu)
         quantities = {
-            "memory": f"{memory >> 20}Mi",
-            "cpu": f"{cpu:g}",
+            "memory": f"{declared.memory_within(limits) >> 20}Mi",
+            "cpu": f"{declared.cpus_within(limits):g}",
             "ephemeral-storage": f"{limits.disk_mb}Mi",
         }
         service["resources"] = {"limits": quantities, "requests": dict(quantities)}

@@ -123,6 +123,8 @@ def _check_containers(
                 f"{where}: {sandbox.describe()} names no compose file or Dockerfile; the "
                 "container sandbox runs a task's own files only"
             )
+        if on_cluster:
+            continue  # its project was read with the cluster's values, above
         try:
             projects.append(load_project(sandbox.file))
         except ComposeError as exc:

@@ -226,7 +226,8 @@ class NetworkTrap:
         except OSError as exc:
             raise NetworkTrapError(f"cannot open the network namespace of {pid}: {exc}") from exc
         try:
-            tun_fd = _in_namespace(netns_fd, _JOIN_SETUP)
+            # IPv6 routes only where the namespace has IPv6 (an engine often turns it off).
+            tun_fd = _trap_namespace(netns_fd, _JOIN_SETUP, _JOIN_SETUP_IPV6)[1]
         except BaseException:
             os.close(netns_fd)
             raise
@@ -256,12 +257,6 @@ class NetworkTrap:
 def _make_namespace() -> tuple[int, int]:
     """A new network namespace configured as a trap; (its fd, the tun fd)."""
     return _trap_namespace(None, _SETUP, "")
-
-
-def _in_namespace(netns_fd: int, setup: str) -> int:
-    """Add a trap to the namespace `netns_fd`; the tun fd. IPv6 routes only where the
-    namespace has IPv6 (a container engine often turns it off: nothing to route then)."""
-    return _trap_namespace(netns_fd, setup, _JOIN_SETUP_IPV6)[1]
 
 
 def _trap_namespace(netns_fd: int | None, setup: str, setup_ipv6: str) -> tuple[int, int]:
